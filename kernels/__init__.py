@@ -1,0 +1,20 @@
+"""Hot-path kernels: for each, a NumPy reference, a Numba CPU version and a CuPy GPU version.
+
+Installed as ``minidl.kernels``; this package never imports ``minidl``. Each module starts with a
+short dispatcher that picks the implementation from the array's backend and ``MINIDL_KERNELS``.
+
+Threads: Numba's parallel loops use the ``workqueue`` layer unless ``NUMBA_THREADING_LAYER`` says
+otherwise. With the OpenMP layer, a parallel kernel run right after a BLAS call was measured 90x
+slower on 2 cores (OpenBLAS's spinning threads and OpenMP's fighting for the cores).
+"""
+import os
+
+import numba
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+from .activations import erf  # noqa: E402
+from .dispatch import mode, use  # noqa: E402
+
+__all__ = ["erf", "mode", "use"]

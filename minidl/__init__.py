@@ -1,0 +1,25 @@
+"""minidl: a deep-learning engine written from scratch on NumPy (CPU) and CuPy (GPU).
+
+The public surface follows PyTorch: ``minidl.tensor``, ``minidl.randn``, ``minidl.no_grad``,
+``minidl.nn``, ``minidl.optim``... Importing it prints nothing, touches no GPU and compiles nothing.
+"""
+from minidl.tensors import Tensor  # noqa: I001  (Tensor first: the ops below build on it)
+from minidl import autograd, backend, ops
+from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minidl.backend import Device, cuda_is_available, device
+from minidl.creation import (arange, bool_, empty, eye, float16, float32, float64, from_numpy, full,
+                             full_like, get_default_dtype, int8, int16, int32, int64, linspace, ones,
+                             ones_like, rand, rand_like, randint, randn, randn_like, randperm,
+                             set_default_dtype, tensor, uint8, zeros, zeros_like)
+from minidl.gradient_check import GradcheckError, gradcheck
+from minidl.ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, clone,
+                        div, eq, exp, flatten, ge, gelu, getitem, gt, le, leaky_relu, log,
+                        log_softmax, logical_and, logical_not, logical_or, logsumexp, lt, masked_fill,
+                        matmul, max, maximum, mean, min, minimum, mul, ne, neg, permute, pow, relu,
+                        reshape, sigmoid, silu, softmax, softplus, split, sqrt, squeeze, stack, std,
+                        sub, sum, tanh, transpose, unsqueeze, var, where)
+from minidl.random import Generator, get_rng_state, manual_seed, set_rng_state
+
+bool = bool_  # PyTorch spells it minidl.bool; defined after the imports so they see the builtin
+
+__version__ = "0.1.0"

@@ -1,0 +1,55 @@
+"""Indexing: ``x[index]`` with basic (ints, slices, None, ...) and advanced (integer/bool arrays) keys."""
+from __future__ import annotations
+
+from minidl import backend, kernels
+from minidl.autograd import Function
+from minidl.tensors import Tensor
+
+
+class GetItem(Function):
+    """y = x[index];  gx = zeros with gy scattered back to the indexed places.
+
+    Advanced indices may repeat an element (``x[[0, 0]]``), so their gradients are scatter-added.
+    """
+
+    @staticmethod
+    def forward(ctx, x, *, index):
+        ctx.x_meta, ctx.index = (x.shape, x.dtype), index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, gy):
+        shape, dtype = ctx.x_meta
+        gx = ctx.xp.zeros(shape, dtype=dtype)
+        if _is_basic(ctx.index):
+            gx[ctx.index] = gy  # a basic index names each element at most once
+        else:
+            kernels.index_add(gx, ctx.index, gy)
+        return gx
+
+
+def _is_basic(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+
+
+def _to_array_index(part, xp):
+    """Tensors and lists in an index become arrays of the tensor's backend."""
+    if isinstance(part, Tensor):
+        return part.data
+    if isinstance(part, list):
+        return xp.asarray(part)
+    return part
+
+
+def getitem(input: Tensor, index) -> Tensor:
+    xp = backend.get_array_module(input.data)
+    if isinstance(index, tuple):
+        index = tuple(_to_array_index(p, xp) for p in index)
+    else:
+        index = _to_array_index(index, xp)
+    try:
+        return GetItem.apply(input, index=index)
+    except IndexError as error:
+        raise IndexError(f"getitem: index {index!r} does not fit a tensor of shape "
+                         f"{tuple(input.shape)}: {error}") from None

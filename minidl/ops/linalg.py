@@ -1,0 +1,56 @@
+"""Matrix products."""
+from __future__ import annotations
+
+from minidl.autograd import Function
+from minidl.ops.common import reduce_like
+from minidl.tensors import Tensor
+
+
+class MatMul(Function):
+    """z = a @ b (batched, broadcasting);  ga = gz @ bᵀ, gb = aᵀ @ gz, summed over broadcast batches.
+
+    1-D operands are promoted to matrices (a row for ``a``, a column for ``b``) and the added dim is
+    removed from the result, as PyTorch and NumPy do.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        a2 = a[None, :] if a.ndim == 1 else a  # (1, K)
+        b2 = b[:, None] if b.ndim == 1 else b  # (K, 1)
+        z2 = a2 @ b2  # (..., M, N)
+        ctx.save_for_backward(a2, b2)
+        ctx.a_shape, ctx.b_shape, ctx.z2_shape = a.shape, b.shape, z2.shape
+        if a.ndim == 1 and b.ndim == 1:
+            return z2.reshape(())
+        if a.ndim == 1:
+            return z2.squeeze(-2)
+        return z2.squeeze(-1) if b.ndim == 1 else z2
+
+    @staticmethod
+    def backward(ctx, gz):
+        a2, b2 = ctx.saved_tensors
+        gz2 = gz.reshape(ctx.z2_shape)  # (..., M, N)
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = reduce_like(ctx.xp, gz2 @ b2.swapaxes(-1, -2), (a2.shape, a2.dtype)).reshape(ctx.a_shape)
+        if ctx.needs_input_grad[1]:
+            gb = reduce_like(ctx.xp, a2.swapaxes(-1, -2) @ gz2, (b2.shape, b2.dtype)).reshape(ctx.b_shape)
+        return ga, gb
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """Matrix product with PyTorch's rules for 1-D, 2-D and batched operands."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul: both operands must be Tensors")
+    if input.ndim == 0 or other.ndim == 0:
+        raise RuntimeError(f"matmul: both operands need at least 1 dim, got shapes "
+                           f"{tuple(input.shape)} and {tuple(other.shape)}")
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"matmul: expected both operands to have the same dtype, got "
+                           f"{input.dtype} and {other.dtype}")
+    inner_a = input.shape[-1]
+    inner_b = other.shape[0] if other.ndim == 1 else other.shape[-2]
+    if inner_a != inner_b:
+        raise RuntimeError(f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot be "
+                           f"multiplied ({inner_a} != {inner_b})")
+    return MatMul.apply(input, other)

@@ -1,0 +1,260 @@
+"""Elementwise functions of one tensor: neg, exp, log, sqrt, abs, tanh, sigmoid and activations."""
+from __future__ import annotations
+
+import math
+
+from minidl import kernels
+from minidl.autograd import Function
+from minidl.tensors import Tensor
+
+
+class Neg(Function):
+    """y = -x;  gx = -gy."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, gy):
+        return -gy
+
+
+class Exp(Function):
+    """y = e^x;  gx = gy * y."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return gy * y
+
+
+class Log(Function):
+    """y = ln x;  gx = gy / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return gy / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  gx = gy / (2 y)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return gy / (2 * y)
+
+
+class Abs(Function):
+    """y = |x|;  gx = gy * sign(x) (0 at x = 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.abs(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return gy * ctx.xp.sign(x)
+
+
+class Tanh(Function):
+    """y = tanh x;  gx = gy * (1 - y^2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x), computed as exp(-log(1 + e^-x)) so large |x| never overflows;  gx = gy y (1 - y)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.xp.exp(-ctx.xp.logaddexp(0, -x))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return gy * y * (1 - y)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope * x;  gx = gy if x > 0 else slope * gy.  ReLU is slope = 0."""
+
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        positive = x > 0
+        ctx.positive, ctx.slope = positive, negative_slope
+        return ctx.xp.maximum(x, 0) if negative_slope == 0 else ctx.xp.where(positive, x, x * negative_slope)
+
+    @staticmethod
+    def backward(ctx, gy):
+        if ctx.slope == 0:
+            return gy * ctx.positive, None
+        return ctx.xp.where(ctx.positive, gy, gy * ctx.slope), None
+
+
+class GELU(Function):
+    """y = x Φ(x), Φ the standard normal CDF (or its tanh approximation);  gx = gy (Φ(x) + x φ(x))."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        xp = ctx.xp
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+            return 0.5 * x * (1 + xp.tanh(inner))
+        return 0.5 * x * (1 + kernels.erf(x * (1 / math.sqrt(2))))
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        xp = ctx.xp
+        if ctx.approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            t = xp.tanh(k * (x + 0.044715 * x ** 3))
+            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+        else:
+            cdf = 0.5 * (1 + kernels.erf(x * (1 / math.sqrt(2))))
+            slope = cdf + x * xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return gy * slope, None
+
+
+class Softplus(Function):
+    """y = log(1 + e^(βx)) / β, and y = x where βx > threshold;  gx = gy σ(βx) (gy above threshold)."""
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        xp = ctx.xp
+        scaled = x * beta
+        linear = scaled > threshold
+        ctx.save_for_backward(scaled, linear)
+        return xp.where(linear, x, xp.logaddexp(0, scaled) / beta)
+
+    @staticmethod
+    def backward(ctx, gy):
+        scaled, linear = ctx.saved_tensors
+        xp = ctx.xp
+        sigmoid = xp.exp(-xp.logaddexp(0, -scaled))
+        return xp.where(linear, gy, gy * sigmoid), None, None
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi);  gx = gy where lo <= x <= hi, else 0."""
+
+    @staticmethod
+    def forward(ctx, x, low, high):
+        xp = ctx.xp
+        inside = xp.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside &= x >= low
+        if high is not None:
+            inside &= x <= high
+        ctx.inside = inside
+        return xp.clip(x, low, high)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy * ctx.inside, None, None
+
+
+class SiLU(Function):
+    """y = x σ(x);  gx = gy σ(x) (1 + x (1 - σ(x)))."""
+
+    @staticmethod
+    def forward(ctx, x):
+        sigmoid = ctx.xp.exp(-ctx.xp.logaddexp(0, -x))
+        ctx.save_for_backward(x, sigmoid)
+        return x * sigmoid
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, sigmoid = ctx.saved_tensors
+        return gy * sigmoid * (1 + x * (1 - sigmoid))
+
+
+def neg(input: Tensor) -> Tensor:
+    return Neg.apply(input)
+
+
+def exp(input: Tensor) -> Tensor:
+    return Exp.apply(input)
+
+
+def log(input: Tensor) -> Tensor:
+    return Log.apply(input)
+
+
+def sqrt(input: Tensor) -> Tensor:
+    return Sqrt.apply(input)
+
+
+def abs(input: Tensor) -> Tensor:
+    return Abs.apply(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return Tanh.apply(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return Sigmoid.apply(input)
+
+
+def relu(input: Tensor) -> Tensor:
+    return LeakyReLU.apply(input, 0)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(input, negative_slope)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(input, approximate)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus.apply(input, beta, threshold)
+
+
+def silu(input: Tensor) -> Tensor:
+    return SiLU.apply(input)
+
+
+def clamp(input: Tensor, min=None, max=None) -> Tensor:
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(input, min, max)
