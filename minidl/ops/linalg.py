@@ -54,3 +54,38 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         raise RuntimeError(f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot be "
                            f"multiplied ({inner_a} != {inner_b})")
     return MatMul.apply(input, other)
+
+
+class Linear(Function):
+    """y = x Wᵀ + b;  gx = gy W, gW = gyᵀ x, gb = Σ gy (over all leading dims).
+
+    Written by hand (not composed from matmul + add) for speed: one node, two GEMMs in backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        y = x @ weight.T  # (..., out)
+        if bias is not None:
+            y += bias
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight = ctx.saved_tensors
+        needs_x, needs_w, needs_b = ctx.needs_input_grad
+        gy2 = gy.reshape(-1, gy.shape[-1])  # (rows, out)
+        gx = (gy @ weight) if needs_x else None  # (..., in)
+        gw = (gy2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None  # (out, in)
+        gb = gy2.sum(axis=0) if needs_b else None  # (out,)
+        return gx, gw, gb
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Affine map ``input @ weight.T + bias`` over the last dim (F.linear)."""
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise RuntimeError(f"linear: input of shape {tuple(input.shape)} does not fit a weight of "
+                           f"shape {tuple(weight.shape)} (expected last dim {weight.shape[-1]})")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"linear: input dtype {input.dtype} differs from weight dtype {weight.dtype}")
+    return Linear.apply(input, weight, bias)

@@ -1,0 +1,86 @@
+"""Parity and gradient-check helpers: compare minidl with PyTorch on the same inputs and weights."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import minidl
+from minidl import nn
+
+TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-7, atol=1e-9)}
+
+
+def to_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, minidl.Tensor):
+        return value.numpy()
+    return np.asarray(value)
+
+
+def assert_close(ours, theirs, dtype=np.float32, what: str = "value", scale: float = 1.0) -> None:
+    """Elementwise closeness with tolerances for ``dtype`` (``scale`` loosens them for long sums)."""
+    a, b = to_numpy(ours), to_numpy(theirs)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} (minidl) != {b.shape} (torch)"
+    tol = TOLERANCE[np.dtype(dtype).type]
+    np.testing.assert_allclose(a, b, rtol=tol["rtol"] * scale, atol=tol["atol"] * scale, err_msg=what)
+
+
+def flatten_outputs(output) -> list:
+    """Tensors of a (nested) output in order: layers may return tuples like (out, (h, c))."""
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in flatten_outputs(item)]
+    return [] if output is None else [output]
+
+
+def check_module_parity(ours: nn.Module, theirs: torch.nn.Module, inputs, dtype=np.float32,
+                        call=None, scale: float = 1.0, seed: int = 0) -> None:
+    """Same weights (torch's state_dict loaded into ours), same inputs: outputs and all grads match.
+
+    ``inputs`` are NumPy arrays; float ones get gradients checked. ``call(module, *inputs)`` runs
+    the forward (default: ``module(*inputs)``). The backward uses the same random output weights.
+    """
+    call = call or (lambda module, *xs: module(*xs))
+    theirs = theirs.to(getattr(torch, np.dtype(dtype).name))
+    ours.to(np.dtype(dtype))
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    our_inputs = [minidl.tensor(x.astype(dtype) if x.dtype.kind == "f" else x,
+                                requires_grad=x.dtype.kind == "f") for x in inputs]
+    their_inputs = [torch.tensor(x.astype(dtype) if x.dtype.kind == "f" else x,
+                                 requires_grad=x.dtype.kind == "f") for x in inputs]
+    our_out = flatten_outputs(call(ours, *our_inputs))
+    their_out = flatten_outputs(call(theirs, *their_inputs))
+    assert len(our_out) == len(their_out), f"{len(our_out)} outputs (minidl) != {len(their_out)} (torch)"
+    rng = np.random.default_rng(seed)
+    our_loss, their_loss = 0, 0
+    for index, (a, b) in enumerate(zip(our_out, their_out)):
+        assert_close(a, b, dtype, f"output {index}", scale)
+        if a.dtype.kind == "f" and a.requires_grad:
+            weight = rng.standard_normal(a.shape).astype(dtype)
+            our_loss = our_loss + (a * minidl.tensor(weight)).sum()
+            their_loss = their_loss + (b * torch.tensor(weight)).sum()
+    our_loss.backward()
+    their_loss.backward()
+    for index, (a, b) in enumerate(zip(our_inputs, their_inputs)):
+        if b.grad is not None:
+            assert a.grad is not None, f"input {index} got no gradient in minidl"
+            assert_close(a.grad, b.grad, dtype, f"grad of input {index}", scale)
+    their_params = dict(theirs.named_parameters())
+    our_params = dict(ours.named_parameters())
+    assert set(our_params) == set(their_params), f"parameter names differ: {set(our_params) ^ set(their_params)}"
+    for name, b in their_params.items():
+        if b.grad is not None:
+            a = our_params[name]
+            assert a.grad is not None, f"parameter {name} got no gradient in minidl"
+            assert_close(a.grad, b.grad, dtype, f"grad of {name}", scale)
+
+
+def gradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool:
+    """gradcheck in float64 of ``module`` with respect to its float inputs and every parameter."""
+    call = call or (lambda m, *xs: m(*xs))
+    module.double()
+    tensors = [minidl.tensor(x.astype(np.float64) if x.dtype.kind == "f" else x,
+                             requires_grad=x.dtype.kind == "f") for x in inputs]
+    params = [p for p in module.parameters() if p.requires_grad]
+    count = len(tensors)
+    return minidl.gradcheck(lambda *args: call(module, *args[:count]), tensors + params, **tolerances)
