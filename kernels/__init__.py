@@ -14,7 +14,6 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-from .activations import erf  # noqa: E402
 from .dispatch import mode, use  # noqa: E402
 
-__all__ = ["erf", "mode", "use"]
+__all__ = ["mode", "use"]

@@ -25,9 +25,8 @@ def erf_reference(x):
 
 
 def erf_numba(x):
-    x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
-    _erf_loop(x.reshape(-1), out.reshape(-1))
+    out = np.empty(x.shape, dtype=x.dtype)
+    _erf_loop(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     return out
 
 

@@ -71,6 +71,9 @@ class set_grad_enabled(_GradModeSwitch):
         self.previous = _GradMode.enabled
         _GradMode.enabled = self.mode
 
+    def __enter__(self):
+        return self  # already switched by __init__; __exit__ restores what was there before it
+
 
 def is_anomaly_enabled() -> bool:
     return _AnomalyMode.enabled

@@ -46,6 +46,19 @@ class Device:
         return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
 
 
+def is_device_spec(value) -> bool:
+    """True for a Device or a device string ("cpu", "cuda", "cuda:1", or any other non-dtype string)."""
+    if isinstance(value, Device):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        np.dtype(value)
+    except TypeError:
+        return True  # not a dtype name, so it is meant as a device (and Device() checks it)
+    return False
+
+
 def device(spec: str | Device = "cpu", index: int | None = None) -> Device:
     """Return the :class:`Device` named by ``spec`` (PyTorch's ``torch.device``)."""
     return Device(spec, index)

@@ -70,7 +70,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
 def _numeric_gradient(loss_fn, x: Tensor, eps: float) -> np.ndarray:
     """Central differences of ``loss_fn`` with respect to each element of ``x`` (perturbed in place)."""
-    host = backend.to_numpy(x.data).astype(np.float64)
+    host = np.array(backend.to_numpy(x.data), dtype=np.float64, order="C")  # reshape(-1) must be a view
     gradient = np.zeros(x.shape)
     flat = host.reshape(-1)
     with no_grad():

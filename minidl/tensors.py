@@ -149,7 +149,7 @@ class Tensor:
     def to(self, target=None, dtype=None) -> Tensor:
         """Move to a device (``"cpu"``, ``"cuda"``, a ``Device``) and/or cast to a dtype."""
         result = self
-        if target is not None and not _is_dtype(target):
+        if target is not None and backend.is_device_spec(target):
             result = _ops.to_device(result, backend.Device(target))
         elif target is not None:
             dtype = target
@@ -354,12 +354,6 @@ def _shape_args(args: tuple) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         return tuple(args[0])
     return tuple(args)
-
-
-def _is_dtype(value) -> bool:
-    if isinstance(value, (str, backend.Device)):
-        return isinstance(value, str) and value not in ("cpu", "cuda") and not value.startswith("cuda:")
-    return True
 
 
 from minidl import ops as _ops  # noqa: E402  (ops build on Tensor, so they load after it)

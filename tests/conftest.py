@@ -7,11 +7,11 @@ from hypothesis import HealthCheck, settings
 import minidl
 from minidl import kernels
 
-# ci: few, reproducible examples so the suite stays fast; thorough: for local runs
-settings.register_profile("ci", max_examples=8, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("thorough", max_examples=150, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# ci: few, reproducible examples so the suite stays fast; thorough: for local runs.
+# The device/kernel_mode fixtures hold for a whole test, so sharing them across examples is intended.
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", max_examples=8, deadline=None, derandomize=True, suppress_health_check=_QUIET)
+settings.register_profile("thorough", max_examples=150, deadline=None, suppress_health_check=_QUIET)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # the same tests run on every device; the CUDA entry skips (with its reason) where there is none

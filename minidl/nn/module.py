@@ -199,9 +199,7 @@ class Module:
 
     def to(self, target=None, dtype=None) -> Module:
         """Move every parameter and buffer to a device and/or cast floating ones to a dtype, in place."""
-        if target is not None and not isinstance(target, (str, backend.Device)):
-            target, dtype = None, target
-        if isinstance(target, str) and target not in ("cpu", "cuda") and not target.startswith("cuda:"):
+        if target is not None and not backend.is_device_spec(target):
             target, dtype = None, target
         device = backend.Device(target) if target is not None else None
 

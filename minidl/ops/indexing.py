@@ -1,8 +1,10 @@
 """Indexing: ``x[index]`` with basic (ints, slices, None, ...) and advanced (integer/bool arrays) keys."""
 from __future__ import annotations
 
-from minidl import backend, kernels
+from minidl import backend
 from minidl.autograd import Function
+from minidl.kernels.scatter import index_add
+from minidl.kernels.scatter import index_add
 from minidl.tensors import Tensor
 
 
@@ -24,7 +26,7 @@ class GetItem(Function):
         if _is_basic(ctx.index):
             gx[ctx.index] = gy  # a basic index names each element at most once
         else:
-            kernels.index_add(gx, ctx.index, gy)
+            index_add(gx, ctx.index, gy)
         return gx
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from minidl import kernels
 from minidl.autograd import Function
+from minidl.kernels.activations import erf
 from minidl.tensors import Tensor
 
 
@@ -135,7 +135,7 @@ class GELU(Function):
         if approximate == "tanh":
             inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
             return 0.5 * x * (1 + xp.tanh(inner))
-        return 0.5 * x * (1 + kernels.erf(x * (1 / math.sqrt(2))))
+        return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
 
     @staticmethod
     def backward(ctx, gy):
@@ -146,7 +146,7 @@ class GELU(Function):
             t = xp.tanh(k * (x + 0.044715 * x ** 3))
             slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
         else:
-            cdf = 0.5 * (1 + kernels.erf(x * (1 / math.sqrt(2))))
+            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
             slope = cdf + x * xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return gy * slope, None
 

@@ -1,6 +1,7 @@
 """Reductions: sum, mean, var, std, max/min, amax/amin, logsumexp, softmax, log_softmax, argmax."""
 from __future__ import annotations
 
+import builtins
 from collections import namedtuple
 
 from minidl.autograd import Function
@@ -48,7 +49,7 @@ class Var(Function):
     def forward(ctx, x, axes, correction, keepdim):
         xp = ctx.xp
         centered = x - x.mean(axis=axes, keepdims=True)
-        ctx.divisor = max(_count(x.shape, axes) - correction, 0)
+        ctx.divisor = builtins.max(_count(x.shape, axes) - correction, 0)
         ctx.save_for_backward(centered)
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         with quiet(xp):
