@@ -1,0 +1,42 @@
+"""The GPU path, checked as far as a machine without a GPU allows.
+
+1. Every CuPy RawKernel's CUDA source (each kernel module's ``CUDA_SOURCES``) compiles with nvcc.
+2. The same op tests run on CuPy through the ``device`` fixture when a device exists (elsewhere).
+"""
+import importlib
+import pkgutil
+import shutil
+import subprocess
+
+import pytest
+
+import minidl.kernels
+
+
+def cuda_sources() -> dict:
+    sources = {}
+    for info in pkgutil.iter_modules(minidl.kernels.__path__):
+        module = importlib.import_module(f"minidl.kernels.{info.name}")
+        for name, source in getattr(module, "CUDA_SOURCES", {}).items():
+            sources[f"{info.name}:{name}"] = source
+    return sources
+
+
+SOURCES = cuda_sources()
+
+
+def test_kernel_modules_declare_their_cuda_sources():
+    assert SOURCES, "no kernel module lists CUDA_SOURCES"
+    for key in SOURCES:
+        assert key.split(":")[1].startswith("minidl_"), f"{key}: CUDA kernels are named minidl_<op>"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) is not installed here")
+@pytest.mark.parametrize("key", sorted(SOURCES))
+def test_cuda_source_compiles(key, tmp_path):
+    source = tmp_path / "kernel.cu"
+    source.write_text(SOURCES[key])
+    result = subprocess.run(["nvcc", "-arch=sm_80", "-ptx", str(source), "-o", str(tmp_path / "k.ptx")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"{key} does not compile:\n{result.stderr}"
+    assert key.split(":")[1] in (tmp_path / "k.ptx").read_text(), f"{key}: kernel name not in the PTX"
