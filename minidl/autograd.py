@@ -104,8 +104,12 @@ class FunctionCtx:
     """What a Function's forward leaves for its backward; also the node of the graph.
 
     Public: ``save_for_backward``, ``saved_tensors``, ``needs_input_grad``, ``xp`` (the array
-    module of the inputs) and any attribute the forward sets. Underscored fields are the graph's.
+    module of the inputs) and any attribute the forward sets (those live in ``__dict__``, which is
+    cleared when the graph is freed). Underscored fields are the graph's own.
     """
+
+    __slots__ = ("xp", "needs_input_grad", "_fn", "_inputs", "_output_meta", "_watched", "_saved",
+                 "_released", "_trace", "__dict__")
 
     def __init__(self, fn: type, xp, needs_input_grad: tuple):
         self.xp = xp
@@ -134,9 +138,7 @@ class FunctionCtx:
 
     def _release(self) -> None:
         """Free what the forward saved: the graph is used up after one backward."""
-        keep = {k: v for k, v in self.__dict__.items() if k.startswith("_") or k in ("xp", "needs_input_grad")}
         self.__dict__.clear()
-        self.__dict__.update(keep)
         self._saved = ()
         self._released = True
 
@@ -170,15 +172,23 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        tensors = tuple(a if isinstance(a, Tensor) else None for a in args)
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
-        first = next((t for t in tensors if t is not None), None)
-        xp = backend.get_array_module(first._data) if first is not None else backend.np
-        if first is not None:
+        tensors, arrays, needs_grad, first = [], [], [], None
+        for arg in args:  # one pass: this is the per-op overhead of the whole engine
+            if isinstance(arg, Tensor):
+                if first is None:
+                    first = arg
+                tensors.append(arg)
+                arrays.append(arg._data)
+                needs_grad.append(arg._requires_grad)
+            else:
+                tensors.append(None)
+                arrays.append(arg)
+                needs_grad.append(False)
+        if backend.cupy_loaded():  # with NumPy alone every tensor is on the CPU
             _check_same_device(cls.__name__, [t for t in tensors if t is not None])
-        needs_grad = tuple(t is not None and t.requires_grad for t in tensors)
+        xp = backend.get_array_module(first._data) if first is not None else backend.np
         record = _GradMode.enabled and any(needs_grad)
-        ctx = FunctionCtx(cls, xp, needs_grad)
+        ctx = FunctionCtx(cls, xp, tuple(needs_grad))
         outputs = cls.forward(ctx, *arrays, **kwargs)
         several = isinstance(outputs, tuple)
         outputs = outputs if several else (outputs,)
@@ -187,14 +197,13 @@ class Function:
         if _AnomalyMode.enabled:
             ctx._trace = traceback.format_stack()[:-1]
             _check_finite(ctx, outputs, "forward output")
-        results = tuple(Tensor(o, requires_grad=record and o.dtype.kind in "fc") for o in outputs)
+        results = tuple(Tensor(o, record and o.dtype.kind in "fc") for o in outputs)
         if record:
-            ctx._inputs = tensors
+            ctx._inputs = tuple(tensors)
             ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
         return results if several else results[0]
-
 
 def _check_same_device(op: str, tensors: list) -> None:
     devices = {str(t.device) for t in tensors}

@@ -88,6 +88,11 @@ def cupy():
     return _cupy
 
 
+def cupy_loaded() -> bool:
+    """Whether CuPy has been imported (only then can an array live on a GPU)."""
+    return _cupy is not None
+
+
 def cuda_is_available() -> bool:
     """True when CuPy imports and sees at least one CUDA device."""
     try:

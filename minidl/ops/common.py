@@ -46,8 +46,8 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
 
 def expand_reduced(xp, grad, shape: tuple, axes: tuple, keepdim: bool):
     """Put the reduced ``axes`` back as size-1 axes (unless keepdim), ready to broadcast to ``shape``."""
-    if not keepdim and len(shape) > 0:
-        grad = xp.expand_dims(grad, axes) if axes else grad
+    if not keepdim and grad.ndim > 0 and axes:  # a 0-d grad (full reduction) broadcasts as it is
+        grad = xp.expand_dims(grad, axes)
     return grad
 
 
