@@ -19,6 +19,8 @@ from minidl.ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat,
                         reshape, sigmoid, silu, softmax, softplus, split, sqrt, squeeze, stack, std,
                         sub, sum, tanh, transpose, unsqueeze, var, where)
 from minidl.random import Generator, get_rng_state, manual_seed, set_rng_state
+from minidl.serialization import load, save
+from minidl import data, datasets, metrics, nn, optim, train  # noqa: E402  (they build on the above)
 
 bool = bool_  # PyTorch spells it minidl.bool; defined after the imports so they see the builtin
 
