@@ -1,5 +1,5 @@
 """Layers (Modules) with PyTorch's names, arguments, parameter names and state_dict keys."""
-from minidl.nn import functional, init
+from minidl.nn import functional, init, utils
 from minidl.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from minidl.nn.container import Flatten, Identity, ModuleDict, ModuleList, Sequential, Unflatten
 from minidl.nn.dropout import Dropout
