@@ -1,0 +1,347 @@
+"""Convolutions in 1, 2 and 3 dims, plain and transposed: one N-d Function each, on im2col + GEMM.
+
+A convolution with weight W (O, C/G, *K) reads, for each output position, a window of the input.
+im2col lays all windows of the batch out as a matrix col (C·prod(K), N·L) (L = output positions per
+image), so the convolution is one GEMM per group: y[g] = W[g] @ col[g]. Its adjoint, col2im, adds
+window entries back onto the pixels they came from. A transposed convolution is the same pair run
+the other way round: its forward is a convolution's backward-data, its backward-data a convolution.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minidl.autograd import Function
+from minidl.kernels.im2col import col2im, im2col
+from minidl.tensors import Tensor
+
+
+def _channels_major(xp, a, groups: int):
+    """(N, C, *s) -> (G, C/G, N·L), the layout of a GEMM over the whole batch (a copy)."""
+    N, C, L = a.shape[0], a.shape[1], math.prod(a.shape[2:])
+    a = a.reshape(N, C, L).transpose(1, 0, 2)  # (C, N, L)
+    return xp.ascontiguousarray(a).reshape(groups, C // groups, N * L)  # (G, C/G, N·L)
+
+
+def _batch_major(xp, a, N: int, spatial: tuple, bias=None):
+    """(G, C/G, N·L) -> (N, C, *spatial) + bias, contiguous: the inverse of ``_channels_major``.
+
+    The bias is added in the same pass as the copy (one trip through memory instead of two).
+    """
+    C = a.shape[0] * a.shape[1]
+    a = a.reshape(C, N, math.prod(spatial)).transpose(1, 0, 2)  # (N, C, L)
+    out = xp.empty(a.shape, dtype=a.dtype)
+    if bias is None:
+        out[...] = a
+    else:
+        xp.add(a, bias.reshape(C, 1), out=out)
+    return out.reshape(N, C, *spatial)  # (N, C, *spatial)
+
+
+def _bias_grad(gy):
+    return gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))  # (O,)
+
+
+class ConvNd(Function):
+    """y[g] = W[g] @ col[g] + b;  gW[g] = gy[g] @ col[g]ᵀ, gx = col2im(W[g]ᵀ @ gy[g]), gb = Σ gy.
+
+    col = im2col(x) as (G, C/G·prod(K), N·L), gy as (G, O/G, N·L). Forward and backward are written
+    by hand for speed: one im2col and one GEMM per group in each direction.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, output_size):
+        N, O, K, L = x.shape[0], weight.shape[0], weight.shape[2:], math.prod(output_size)
+        col = im2col(x, K, stride, padding, dilation, output_size)  # (C, *K, N, *out)
+        col = col.reshape(groups, weight[0].size, N * L)  # (G, C/G·prod(K), N·L)
+        w = weight.reshape(groups, O // groups, -1)  # (G, O/G, C/G·prod(K))
+        y = _batch_major(ctx.xp, w @ col, N, output_size, bias)  # (G, O/G, N·L) -> (N, O, *out)
+        ctx.save_for_backward(col, weight)
+        ctx.geometry = (x.shape, stride, padding, dilation)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        col, weight = ctx.saved_tensors
+        shape, stride, padding, dilation = ctx.geometry
+        G, O = col.shape[0], weight.shape[0]
+        gy2 = _channels_major(ctx.xp, gy, G)  # (G, O/G, N·L)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            w = weight.reshape(G, O // G, -1)  # (G, O/G, C/G·prod(K))
+            gcol = w.swapaxes(1, 2) @ gy2  # (G, C/G·prod(K), N·L)
+            gcol = gcol.reshape(shape[1], *weight.shape[2:], shape[0], *gy.shape[2:])  # (C,*K,N,*o)
+            gx = col2im(gcol, shape[2:], stride, padding, dilation)  # (N, C, *size)
+        if ctx.needs_input_grad[1]:
+            gw = gy2 @ col.swapaxes(1, 2)  # (G, O/G, C/G·prod(K))
+            gw = gw.reshape(weight.shape)  # (O, C/G, *K)
+        if ctx.needs_input_grad[2]:
+            gb = _bias_grad(gy)
+        return gx, gw, gb
+
+
+class ConvTransposeNd(Function):
+    """y = col2im(W[g]ᵀ @ x[g]) + b;  gx[g] = W[g] @ im2col(gy)[g], gW[g] = x[g] @ im2col(gy)[g]ᵀ.
+
+    The adjoint of ConvNd with respect to its input (weight (C_in, C_out/G, *K)), x as
+    (G, C_in/G, N·L). Written by hand for speed, on the same im2col/col2im pair.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, output_size):
+        N, C, *size = x.shape
+        out_channels = weight.shape[1] * groups
+        x2 = _channels_major(ctx.xp, x, groups)  # (G, C/G, N·L)
+        w = weight.reshape(groups, C // groups, -1)  # (G, C/G, O/G·prod(K))
+        col = w.swapaxes(1, 2) @ x2  # (G, O/G·prod(K), N·L)
+        col = col.reshape(out_channels, *weight.shape[2:], N, *size)  # (O, *K, N, *in)
+        y = col2im(col, output_size, stride, padding, dilation)  # (N, O, *out)
+        if bias is not None:
+            y += bias.reshape((out_channels,) + (1,) * len(output_size))
+        ctx.save_for_backward(x2, weight)
+        ctx.geometry = (x.shape, stride, padding, dilation)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x2, weight = ctx.saved_tensors
+        shape, stride, padding, dilation = ctx.geometry
+        G, CG = x2.shape[:2]
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            K = weight.shape[2:]
+            gcol = im2col(gy, K, stride, padding, dilation, shape[2:])  # (O, *K, N, *in)
+            gcol = gcol.reshape(G, weight[0].size, x2.shape[2])  # (G, O/G·prod(K), N·L)
+            if ctx.needs_input_grad[0]:
+                w = weight.reshape(G, CG, -1)  # (G, C/G, O/G·prod(K))
+                gx = w @ gcol  # (G, C/G, N·L)
+                gx = _batch_major(ctx.xp, gx, shape[0], shape[2:])  # (N, C, *in)
+            if ctx.needs_input_grad[1]:
+                gw = x2 @ gcol.swapaxes(1, 2)  # (G, C/G, O/G·prod(K))
+                gw = gw.reshape(weight.shape)  # (C, O/G, *K)
+        if ctx.needs_input_grad[2]:
+            gb = _bias_grad(gy)
+        return gx, gw, gb
+
+
+# ----- public functions (F.conv*d, F.conv_transpose*d) and their argument checks ------------------
+
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+_KERNEL = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
+
+
+def ntuple(value, dims: int, name: str, op: str, minimum: int) -> tuple:
+    """``value`` as a tuple of ``dims`` ints >= ``minimum`` (an int is repeated), or an error."""
+    values = (value,) * dims if isinstance(value, int) else tuple(value)
+    if len(values) != dims or not all(isinstance(v, int) and v >= minimum for v in values):
+        raise ValueError(
+            f"{op}: expected {name} to be an int or a tuple of {dims} ints, each >= "
+            f"{minimum}, got {value!r}"
+        )
+    return values
+
+
+def _check_tensors(op: str, dims: int, input, weight, bias, groups: int, transposed: bool) -> int:
+    """Validate ranks, channels, groups and dtypes; return the number of output channels."""
+    spatial, kernel = _SPATIAL[dims], _KERNEL[dims]
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: input and weight must be Tensors")
+    if input.ndim not in (dims + 1, dims + 2):
+        raise RuntimeError(
+            f"{op}: expected input of shape (N, C, {spatial}) or (C, {spatial}), got "
+            f"{tuple(input.shape)}"
+        )
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    C = input.shape[-dims - 1]
+    layout = f"(in, out/groups, {kernel})" if transposed else f"(out, in/groups, {kernel})"
+    if weight.ndim != dims + 2 or 0 in weight.shape[2:]:
+        raise RuntimeError(f"{op}: expected weight of shape {layout}, got {tuple(weight.shape)}")
+    if C % groups:
+        raise RuntimeError(f"{op}: input channels {C} are not divisible by groups={groups}")
+    fits = weight.shape[0] == C if transposed else weight.shape[1] * groups == C
+    if not fits:
+        raise RuntimeError(
+            f"{op}: expected weight of shape {layout} for input with {C} channels and "
+            f"groups={groups}, got {tuple(weight.shape)}"
+        )
+    if not transposed and weight.shape[0] % groups:
+        raise RuntimeError(
+            f"{op}: out channels {weight.shape[0]} (weight's dim 0) are not divisible "
+            f"by groups={groups}"
+        )
+    out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise RuntimeError(
+            f"{op}: expected bias of shape ({out_channels},), got {tuple(bias.shape)}"
+        )
+    dtypes = {t.dtype for t in (input, weight, bias) if t is not None}
+    if len(dtypes) > 1:
+        raise RuntimeError(
+            f"{op}: expected input, weight and bias of one dtype, got input "
+            f"{input.dtype}, weight {weight.dtype}"
+            + (f", bias {bias.dtype}" if bias is not None else "")
+        )
+    return out_channels
+
+
+def _check_output_size(op: str, output_size: tuple, size: tuple) -> None:
+    if any(o <= 0 for o in output_size):
+        raise RuntimeError(
+            f"{op}: output size {output_size} is not positive for input of spatial size "
+            f"{size}: the input is too small for this kernel, stride, padding and dilation"
+        )
+
+
+def _conv_padding(op: str, padding, size, kernel, stride, dilation) -> tuple:
+    """(low-side padding, output size) for an int or tuple padding, ``"valid"`` or ``"same"``.
+
+    ``"same"`` pads d·(k-1) in total, the odd one on the high side, as PyTorch does.
+    """
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation)), tuple(size)
+    if isinstance(padding, str) and padding != "valid":
+        raise ValueError(
+            f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}"
+        )
+    padding = ntuple(0 if padding == "valid" else padding, len(size), "padding", op, 0)
+    output_size = tuple(
+        (n + 2 * p - d * (k - 1) - 1) // s + 1
+        for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)
+    )
+    return padding, output_size
+
+
+def _convolution(op, dims, input, weight, bias, stride, padding, dilation, groups):
+    _check_tensors(op, dims, input, weight, bias, groups, transposed=False)
+    stride = ntuple(stride, dims, "stride", op, 1)
+    dilation = ntuple(dilation, dims, "dilation", op, 1)
+    size, kernel = tuple(input.shape[-dims:]), tuple(weight.shape[2:])
+    padding, output_size = _conv_padding(op, padding, size, kernel, stride, dilation)
+    _check_output_size(op, output_size, size)
+    batched = input.ndim == dims + 2
+    x = input if batched else input.unsqueeze(0)
+    y = ConvNd.apply(
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        output_size=output_size,
+    )
+    return y if batched else y.squeeze(0)
+
+
+def _transposed_convolution(
+    op, dims, input, weight, bias, stride, padding, output_padding, groups, dilation
+):
+    _check_tensors(op, dims, input, weight, bias, groups, transposed=True)
+    stride = ntuple(stride, dims, "stride", op, 1)
+    dilation = ntuple(dilation, dims, "dilation", op, 1)
+    padding = ntuple(padding, dims, "padding", op, 0)
+    output_padding = ntuple(output_padding, dims, "output_padding", op, 0)
+    if any(q >= s and q >= d for q, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"{op}: output_padding {output_padding} must be smaller than either stride "
+            f"{stride} or dilation {dilation}"
+        )
+    size, kernel = tuple(input.shape[-dims:]), tuple(weight.shape[2:])
+    output_size = tuple(
+        (n - 1) * s - 2 * p + d * (k - 1) + q + 1
+        for n, k, s, p, d, q in zip(size, kernel, stride, padding, dilation, output_padding)
+    )
+    _check_output_size(op, output_size, size)
+    batched = input.ndim == dims + 2
+    x = input if batched else input.unsqueeze(0)
+    y = ConvTransposeNd.apply(
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        output_size=output_size,
+    )
+    return y if batched else y.squeeze(0)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """1-d convolution (F.conv1d): input (N, C, L) or (C, L), weight (out, C/groups, kL)."""
+    return _convolution("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-d convolution (F.conv2d): input (N, C, H, W) or (C, H, W), weight (out, C/groups, kH, kW).
+
+    Output size per spatial dim: floor((n + 2·padding - dilation·(k - 1) - 1) / stride) + 1;
+    ``padding`` may be an int, a tuple, ``"valid"`` (0) or ``"same"`` (output size = input size).
+    """
+    return _convolution("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """3-d convolution (F.conv3d): input (N, C, D, H, W) or (C, D, H, W),
+    weight (out, C/groups, kD, kH, kW)."""
+    return _convolution("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose1d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """1-d transposed convolution (F.conv_transpose1d): weight (C, out/groups, kL)."""
+    return _transposed_convolution(
+        "conv_transpose1d",
+        1,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+    )
+
+
+def conv_transpose2d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """2-d transposed convolution (F.conv_transpose2d): weight (C, out/groups, kH, kW).
+
+    Output size per spatial dim: (n - 1)·stride - 2·padding + dilation·(k - 1) + output_padding + 1.
+    """
+    return _transposed_convolution(
+        "conv_transpose2d",
+        2,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+    )
+
+
+def conv_transpose3d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """3-d transposed convolution (F.conv_transpose3d): weight (C, out/groups, kD, kH, kW)."""
+    return _transposed_convolution(
+        "conv_transpose3d",
+        3,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+    )
