@@ -1,10 +1,12 @@
-"""Scatter-add: ``target[index] += values`` where repeated indices add up (indexing, embedding backward)."""
+"""Scatter-add: ``target[index] += values``, repeated indices adding up (indexing, embedding)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .dispatch import is_gpu, pick
+
+COLUMN_BLOCK = 64  # fewest columns worth a thread of their own
 
 
 def index_add(target, index, values) -> None:
@@ -29,18 +31,24 @@ def index_add_rows_numba(target, index, values) -> None:
     width = int(np.prod(target.shape[1:], dtype=np.int64))
     flat_values = np.ascontiguousarray(values, dtype=target.dtype).reshape(rows.size, width)
     if target.flags.c_contiguous:
-        _add_rows(target.reshape(target.shape[0], width), rows, flat_values)
+        step = max(COLUMN_BLOCK, -(-width // get_num_threads()))  # columns per thread
+        _add_rows(target.reshape(target.shape[0], width), rows, flat_values, step)
     else:
         np.add.at(target, index, values)
 
 
 @njit(cache=True, parallel=True)
-def _add_rows(target, rows, values):
-    # parallel over columns: two rows may be the same, so rows are walked in order by each thread
+def _add_rows(target, rows, values, step):
+    # Two rows may be the same, so threads split the columns, not the rows: each thread walks all
+    # rows in order and adds its own block of columns (contiguous, so the inner loop vectorises).
     width = target.shape[1]
-    for column in prange(width):
+    for block in prange((width + step - 1) // step):
+        start = block * step
+        stop = min(start + step, width)
         for i in range(rows.size):
-            target[rows[i], column] += values[i, column]
+            row = rows[i]
+            for column in range(start, stop):
+                target[row, column] += values[i, column]
 
 
 def index_add_cupy(target, index, values) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from minidl import backend
 from minidl.autograd import Function
 from minidl.kernels.scatter import index_add
-from minidl.kernels.scatter import index_add
 from minidl.tensors import Tensor
 
 

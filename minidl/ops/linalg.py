@@ -59,24 +59,27 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 class Linear(Function):
     """y = x Wᵀ + b;  gx = gy W, gW = gyᵀ x, gb = Σ gy (over all leading dims).
 
-    Written by hand (not composed from matmul + add) for speed: one node, two GEMMs in backward.
+    Written by hand (not composed from matmul + add) for speed: one node, and every product is one
+    2-D GEMM over all leading dims at once (a batched matmul would run one small GEMM per row).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        y = x @ weight.T  # (..., out)
+        x2 = x.reshape(-1, x.shape[-1])  # (rows, in)
+        ctx.save_for_backward(x2, weight)
+        ctx.x_shape = x.shape
+        y = x2 @ weight.T  # (rows, out)
         if bias is not None:
             y += bias
-        return y
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))  # (..., out)
 
     @staticmethod
     def backward(ctx, gy):
-        x, weight = ctx.saved_tensors
+        x2, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         gy2 = gy.reshape(-1, gy.shape[-1])  # (rows, out)
-        gx = (gy @ weight) if needs_x else None  # (..., in)
-        gw = (gy2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None  # (out, in)
+        gx = (gy2 @ weight).reshape(ctx.x_shape) if needs_x else None  # (..., in)
+        gw = (gy2.T @ x2) if needs_w else None  # (out, in)
         gb = gy2.sum(axis=0) if needs_b else None  # (out,)
         return gx, gw, gb
 

@@ -1,0 +1,331 @@
+"""Fused softmax + cross-entropy over rows of logits (forward and backward), with class weights,
+``ignore_index`` and label smoothing.
+
+For a row x (C logits), target class t, weights w (W = Σ w), smoothing ε, lse = log Σ exp(x):
+
+    loss = (1 - ε) w_t (lse - x_t) + ε/C Σ_c w_c (lse - x_c)          (0 when t == ignore_index)
+    d loss / d x_c = (1 - ε) w_t (p_c - [c = t]) + ε/C (W p_c - w_c),   p = softmax(x)
+
+The forward returns the per-row losses and p (kept for the backward, so the backward needs no exp);
+the backward takes the per-row upstream gradient ``grow``. The max is subtracted before exp, so
+logits of ±1e4 give finite losses and gradients.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from .dispatch import is_gpu, pick
+
+PARALLEL_MIN_SIZE = 1 << 15  # below this many logits, starting threads costs more than it saves
+
+
+def softmax_cross_entropy_forward(logits, target, weight, ignore_index: int,
+                                  label_smoothing: float):
+    """Per-row loss (M,) and softmax probabilities (M, C) of ``logits`` (M, C), ``target`` (M,).
+
+    ``weight`` is a (C,) array of class weights (ones for none), of the logits' dtype.
+    """
+    forward = pick(logits, forward_reference, forward_numba, forward_cupy)
+    return forward(logits, target, weight, ignore_index, label_smoothing)
+
+
+def softmax_cross_entropy_backward(probs, target, weight, ignore_index: int, label_smoothing: float,
+                                   grow):
+    """Gradient (M, C) with respect to the logits from the forward's ``probs`` and ``grow`` (M,)."""
+    backward = pick(probs, backward_reference, backward_numba, backward_cupy)
+    return backward(probs, target, weight, ignore_index, label_smoothing, grow)
+
+
+# ----- NumPy reference (works on CuPy arrays too): the definition ---------------------------------
+def _array_module(array):
+    if is_gpu(array):
+        import cupy
+
+        return cupy
+    return np
+
+
+def forward_reference(logits, target, weight, ignore_index, label_smoothing):
+    xp = _array_module(logits)
+    C = logits.shape[1]
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (M, C)
+    exps = xp.exp(shifted)
+    total = exps.sum(axis=1, keepdims=True)  # (M, 1)
+    log_probs = shifted - xp.log(total)  # (M, C)
+    valid = target != ignore_index
+    safe = xp.where(valid, target, 0)
+    nll = -xp.take_along_axis(log_probs, safe[:, None], axis=1)[:, 0]  # (M,)
+    smooth = -(log_probs * weight).sum(axis=1)  # (M,)
+    loss = (1 - label_smoothing) * weight[safe] * nll + (label_smoothing / C) * smooth
+    return xp.where(valid, loss, 0).astype(logits.dtype), exps / total
+
+
+def backward_reference(probs, target, weight, ignore_index, label_smoothing, grow):
+    xp = _array_module(probs)
+    M, C = probs.shape
+    valid = target != ignore_index
+    safe = xp.where(valid, target, 0)
+    g = xp.where(valid, grow, 0)[:, None]  # (M, 1)
+    w_t = weight[safe][:, None]  # (M, 1)
+    gx = g * ((1 - label_smoothing) * w_t + (label_smoothing / C) * weight.sum()) * probs
+    gx -= g * (label_smoothing / C) * weight  # (M, C)
+    gx[xp.arange(M), safe] -= (g * (1 - label_smoothing) * w_t)[:, 0]
+    return gx.astype(probs.dtype)
+
+
+# ----- Numba (CPU) -------------------------------------------------------------------------------
+def forward_numba(logits, target, weight, ignore_index, label_smoothing):
+    logits = np.ascontiguousarray(logits)
+    M, C = logits.shape
+    loss = np.empty(M, dtype=logits.dtype)
+    probs = np.empty_like(logits)
+    parallel = logits.size >= PARALLEL_MIN_SIZE
+    loop = _forward_parallel if parallel else _forward_serial
+    blocks = min(M, 4 * get_num_threads()) if parallel else min(M, 1)
+    constants = _exp_constants(logits.dtype)
+    scratch = np.empty((blocks, C), dtype=logits.dtype)  # one row per block of rows
+    loop(logits, target, weight, ignore_index, label_smoothing, scratch,
+         scratch.view(constants[1].dtype), constants, loss, probs)
+    return loss, probs
+
+
+def backward_numba(probs, target, weight, ignore_index, label_smoothing, grow):
+    gx = np.empty_like(probs)
+    loop = _backward_parallel if probs.size >= PARALLEL_MIN_SIZE else _backward_serial
+    loop(probs, target, weight, ignore_index, label_smoothing, np.ascontiguousarray(grow), gx)
+    return gx
+
+
+def _forward_rows(logits, target, weight, ignore_index, smoothing, scratch, scratch_bits,
+                  exp_constants, loss, probs):
+    M, C = logits.shape
+    blocks = scratch.shape[0]
+    for block in prange(blocks):
+        for i in range(block * M // blocks, (block + 1) * M // blocks):
+            high = logits[i, 0]
+            for c in range(1, C):
+                high = max(high, logits[i, c])
+            for c in range(C):
+                scratch[block, c] = logits[i, c] - high
+            _exp_nonpositive(scratch[block], scratch_bits[block], probs[i], exp_constants)
+            total = 0.0
+            for c in range(C):
+                total += probs[i, c]
+            scale = 1.0 / total
+            for c in range(C):
+                probs[i, c] *= scale
+            t = target[i]
+            if t == ignore_index:
+                loss[i] = 0.0
+                continue
+            lse = high + math.log(total)
+            smooth = 0.0
+            if smoothing > 0.0:
+                for c in range(C):
+                    smooth += weight[c] * (lse - logits[i, c])
+            loss[i] = (1.0 - smoothing) * weight[t] * (lse - logits[i, t]) + smoothing / C * smooth
+
+
+def _exp_constants(dtype) -> tuple:
+    """For ``_exp_nonpositive`` in ``dtype``: (1.5·2^m, which rounds to integers, its bits, m,
+    the exponent bias, ln 2 = high + low with n·high exact, the lowest input before underflow,
+    1/k! for k ≤ the series' degree)."""
+    if np.dtype(dtype) == np.float32:
+        f, i = np.float32, np.int32
+        return (f(1.5 * 2**23), i(0x4B400000), 23, i(127), f(0.693359375), f(-2.12194440e-4),
+                f(-87.0), tuple(f(1 / math.factorial(k)) for k in range(8)))
+    f, i = np.float64, np.int64
+    return (f(1.5 * 2**52), i(0x4338000000000000), 52, i(1023), f(0.693145751953125),
+            f(1.42860682030941723212e-6), f(-708.0),
+            tuple(f(1 / math.factorial(k)) for k in range(15)))
+
+
+@njit(cache=True)
+def _exp_nonpositive(values, bits, out, constants):
+    """out = exp(values) for values <= 0, within 2 ulp, in loops that LLVM vectorises.
+
+    libm's exp is one call per element; this is the same math spread over SIMD lanes, in the
+    array's own precision: exp(v) = 2^n e^r with n = round(v / ln 2), |r| <= ln(2)/2, e^r by its
+    Taylor series (to r^7 in float32, r^14 in float64) and 2^n built from its bits (n + bias in
+    the exponent field). ``values`` is overwritten; ``bits`` is its integer view.
+    """
+    rounding, rounding_bits, mantissa, bias, ln2_high, ln2_low, lowest, series = constants
+    log2e = values.dtype.type(1.4426950408889634)
+    for c in range(values.size):
+        v = max(values[c], lowest)  # below, exp underflows to (almost) 0 anyway
+        rounded = v * log2e + rounding  # n sits in the low mantissa bits
+        n = rounded - rounding
+        r = (v - n * ln2_high) - n * ln2_low
+        term = series[len(series) - 1]
+        for k in range(len(series) - 2, -1, -1):  # Horner: Σ_k r^k / k! (unrolled: a fixed length)
+            term = term * r + series[k]
+        out[c] = term
+        values[c] = rounded
+    for c in range(values.size):
+        bits[c] = (bits[c] - rounding_bits + bias) << mantissa  # 2^n
+    for c in range(values.size):
+        out[c] *= values[c]
+
+
+def _backward_rows(probs, target, weight, ignore_index, smoothing, grow, gx):
+    M, C = probs.shape
+    weight_sum = 0.0
+    for c in range(C):
+        weight_sum += weight[c]
+    for i in prange(M):
+        t = target[i]
+        if t == ignore_index:
+            for c in range(C):
+                gx[i, c] = 0.0
+            continue
+        g = grow[i]
+        hit = g * (1.0 - smoothing) * weight[t]
+        scale = hit + g * smoothing / C * weight_sum
+        if smoothing > 0.0:
+            spread = g * smoothing / C
+            for c in range(C):
+                gx[i, c] = probs[i, c] * scale - spread * weight[c]
+        else:
+            for c in range(C):
+                gx[i, c] = probs[i, c] * scale
+        gx[i, t] -= hit
+
+
+# One loop body, compiled twice: threads pay off only for large inputs. Reassociation lets LLVM
+# vectorise the row sums (measured -25% forward time at (2048, 65)); NaN and inf keep their meaning
+# (no "nnan"/"ninf"), and _exp_nonpositive, compiled without these flags, keeps its exact rounding.
+_FAST = {"reassoc", "nsz", "contract", "arcp"}
+_forward_parallel = njit(cache=True, parallel=True, fastmath=_FAST)(_forward_rows)
+_forward_serial = njit(cache=True, fastmath=_FAST)(_forward_rows)
+_backward_parallel = njit(cache=True, parallel=True, fastmath=_FAST)(_backward_rows)
+_backward_serial = njit(cache=True, fastmath=_FAST)(_backward_rows)
+
+
+# ----- CuPy (GPU) --------------------------------------------------------------------------------
+_COMMON = r"""
+#ifndef MINIDL_REAL
+#define MINIDL_REAL float
+#endif
+typedef MINIDL_REAL real;  // float by default; -DMINIDL_REAL=double for float64
+"""
+
+FORWARD_SOURCE = _COMMON + r"""
+// one block per row; blockDim.x is a power of two; shared memory holds blockDim.x doubles
+__device__ double minidl_block_reduce(double value, double* shared, bool take_max) {
+    shared[threadIdx.x] = value;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) {
+            double other = shared[threadIdx.x + stride];
+            shared[threadIdx.x] = take_max ? fmax(shared[threadIdx.x], other)
+                                           : shared[threadIdx.x] + other;
+        }
+        __syncthreads();
+    }
+    double result = shared[0];
+    __syncthreads();
+    return result;
+}
+
+extern "C" __global__ void minidl_cross_entropy_forward(
+        const real* logits, const long long* target, const real* weight, long long ignore_index,
+        double smoothing, long long classes, real* loss, real* probs) {
+    extern __shared__ double shared[];
+    const long long row = blockIdx.x;
+    const real* x = logits + row * classes;
+    real* p = probs + row * classes;
+    double high = -INFINITY;
+    for (long long c = threadIdx.x; c < classes; c += blockDim.x) high = fmax(high, (double)x[c]);
+    high = minidl_block_reduce(high, shared, true);
+    double total = 0.0;
+    for (long long c = threadIdx.x; c < classes; c += blockDim.x) total += exp((double)x[c] - high);
+    total = minidl_block_reduce(total, shared, false);
+    const double lse = high + log(total);
+    double smooth = 0.0;
+    for (long long c = threadIdx.x; c < classes; c += blockDim.x) {
+        p[c] = (real)exp((double)x[c] - lse);
+        smooth += (double)weight[c] * (lse - (double)x[c]);
+    }
+    smooth = minidl_block_reduce(smooth, shared, false);
+    if (threadIdx.x == 0) {
+        const long long t = target[row];
+        loss[row] = t == ignore_index ? (real)0 : (real)((1.0 - smoothing) * (double)weight[t]
+                    * (lse - (double)x[t]) + smoothing / classes * smooth);
+    }
+}
+"""
+
+BACKWARD_SOURCE = _COMMON + r"""
+extern "C" __global__ void minidl_cross_entropy_backward(
+        const real* probs, const long long* target, const real* weight, long long ignore_index,
+        double smoothing, double weight_sum, const real* grow, long long rows, long long classes,
+        real* gx) {
+    const long long size = rows * classes;
+    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < size;
+         k += (long long)gridDim.x * blockDim.x) {
+        const long long row = k / classes, c = k % classes, t = target[row];
+        if (t == ignore_index) { gx[k] = (real)0; continue; }
+        const double g = (double)grow[row];
+        const double hit = g * (1.0 - smoothing) * (double)weight[t];
+        double value = (double)probs[k] * (hit + g * smoothing / classes * weight_sum)
+                       - g * smoothing / classes * (double)weight[c];
+        if (c == t) value -= hit;
+        gx[k] = (real)value;
+    }
+}
+"""
+
+CUDA_SOURCES = {
+    "minidl_cross_entropy_forward": FORWARD_SOURCE,
+    "minidl_cross_entropy_backward": BACKWARD_SOURCE,
+}
+_compiled: dict = {}
+_THREADS = 256
+
+
+def _cuda_kernel(name: str, dtype):
+    """The RawKernel ``name`` for ``dtype`` (float32 or float64), compiled once and cached."""
+    import cupy
+
+    key = (name, np.dtype(dtype).name)
+    if key not in _compiled:
+        c_type = "double" if np.dtype(dtype) == np.float64 else "float"
+        options = (f"-DMINIDL_REAL={c_type}",)
+        _compiled[key] = cupy.RawKernel(CUDA_SOURCES[name], name, options=options)
+    return _compiled[key]
+
+
+def forward_cupy(logits, target, weight, ignore_index, label_smoothing):
+    import cupy
+
+    logits = cupy.ascontiguousarray(logits)
+    M, C = logits.shape
+    loss = cupy.empty(M, dtype=logits.dtype)
+    probs = cupy.empty_like(logits)
+    if M:
+        kernel = _cuda_kernel("minidl_cross_entropy_forward", logits.dtype)
+        kernel((M,), (_THREADS,), (logits, cupy.ascontiguousarray(target, dtype=cupy.int64),
+                                   cupy.ascontiguousarray(weight), np.int64(ignore_index),
+                                   np.float64(label_smoothing), np.int64(C), loss, probs),
+               shared_mem=_THREADS * 8)
+    return loss, probs
+
+
+def backward_cupy(probs, target, weight, ignore_index, label_smoothing, grow):
+    import cupy
+
+    M, C = probs.shape
+    gx = cupy.empty_like(probs)
+    if M:
+        kernel = _cuda_kernel("minidl_cross_entropy_backward", probs.dtype)
+        blocks = min((M * C + _THREADS - 1) // _THREADS, 65535)
+        kernel((blocks,), (_THREADS,), (probs, cupy.ascontiguousarray(target, dtype=cupy.int64),
+                                        cupy.ascontiguousarray(weight), np.int64(ignore_index),
+                                        np.float64(label_smoothing),
+                                        np.float64(float(weight.sum())),
+                                        cupy.ascontiguousarray(grow, dtype=probs.dtype),
+                                        np.int64(M), np.int64(C), gx))
+    return gx

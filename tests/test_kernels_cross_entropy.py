@@ -1,0 +1,137 @@
+"""Fused softmax cross-entropy kernels: Numba equals the NumPy reference; the CUDA sources compile."""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from minidl.kernels import cross_entropy as ce
+
+from minidl import kernels
+
+TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def _case(rng, rows, classes, dtype, ignore_index, weighted, scale=3.0):
+    logits = (rng.standard_normal((rows, classes)) * scale).astype(dtype)
+    target = rng.integers(0, classes, rows)
+    target[rng.random(rows) < 0.3] = ignore_index
+    weight = (rng.random(classes) + 0.1 if weighted else np.ones(classes)).astype(dtype)
+    grow = rng.standard_normal(rows).astype(dtype)
+    return logits, target, weight, grow
+
+
+def _assert_numba_matches_reference(logits, target, weight, grow, ignore_index, smoothing, loops):
+    forward_loop, backward_loop, blocks = loops
+    dtype = logits.dtype.type
+    loss_ref, probs_ref = ce.forward_reference(logits, target, weight, ignore_index, smoothing)
+    loss, probs = np.empty(logits.shape[0], dtype), np.empty_like(logits)
+    constants = ce._exp_constants(dtype)
+    scratch = np.empty((min(blocks, len(logits)), logits.shape[1]), dtype)
+    forward_loop(logits, target, weight, ignore_index, smoothing, scratch,
+                 scratch.view(constants[1].dtype), constants, loss, probs)
+    np.testing.assert_allclose(loss, loss_ref, **TOLERANCE[dtype])
+    np.testing.assert_allclose(probs, probs_ref, **TOLERANCE[dtype])
+    gx_ref = ce.backward_reference(probs_ref, target, weight, ignore_index, smoothing, grow)
+    gx = np.empty_like(probs)
+    backward_loop(probs, target, weight, ignore_index, smoothing, grow, gx)
+    np.testing.assert_allclose(gx, gx_ref, **TOLERANCE[dtype])
+    assert loss.dtype == probs.dtype == gx.dtype == logits.dtype
+
+
+def _fast_exp(values):
+    constants = ce._exp_constants(values.dtype)
+    scratch, out = values.copy(), np.empty_like(values)
+    ce._exp_nonpositive(scratch, scratch.view(constants[1].dtype), out, constants)
+    return out
+
+
+ULP = {np.float32: 1.2e-7, np.float64: 2.3e-16}
+
+
+@given(size=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_vectorised_exp_is_within_two_ulp(size, dtype, seed):
+    values = -np.random.default_rng(seed).exponential(20.0, size).astype(dtype)
+    values[0] = 0.0
+    expected = np.exp(values.astype(np.float64))
+    normal = expected > np.finfo(dtype).tiny
+    np.testing.assert_allclose(_fast_exp(values)[normal], expected[normal], rtol=2 * ULP[dtype], atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorised_exp_at_the_edges(dtype):
+    values = np.array([0.0, -1e-30, -0.5 * np.log(2), -80.0, -700.0, -745.0, -1e4, -np.inf], dtype=dtype)
+    out, expected = _fast_exp(values), np.exp(values.astype(np.float64))
+    normal = expected > np.finfo(dtype).tiny
+    np.testing.assert_allclose(out[normal], expected[normal], rtol=2 * ULP[dtype])
+    # underflow: at most the smallest normal number (the input is floored), never nan
+    assert (out[~normal] <= 2 * np.finfo(dtype).tiny).all() and (out[~normal] >= 0).all()
+
+
+# the parallel loop splits the rows into blocks (here 3, to make them uneven)
+LOOPS = {"serial": (ce._forward_serial, ce._backward_serial, 1),
+         "parallel": (ce._forward_parallel, ce._backward_parallel, 3)}
+
+
+@pytest.mark.parametrize("loops", LOOPS.values(), ids=LOOPS.keys())
+@given(rows=st.integers(1, 9), classes=st.integers(1, 8), dtype=st.sampled_from([np.float32, np.float64]),
+       ignore_index=st.sampled_from([-100, 0]), weighted=st.booleans(),
+       smoothing=st.sampled_from([0.0, 0.1, 1.0]), seed=st.integers(0, 2**16))
+def test_numba_matches_reference(loops, rows, classes, dtype, ignore_index, weighted, smoothing, seed):
+    logits, target, weight, grow = _case(np.random.default_rng(seed), rows, classes, dtype,
+                                         ignore_index, weighted)
+    _assert_numba_matches_reference(logits, target, weight, grow, ignore_index, smoothing, loops)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dispatch_takes_the_parallel_path_on_large_inputs(dtype):
+    classes = 700
+    rows = ce.PARALLEL_MIN_SIZE // classes + 3
+    logits, target, weight, grow = _case(np.random.default_rng(1), rows, classes, dtype, -100, True)
+    loss, probs = ce.softmax_cross_entropy_forward(logits, target, weight, -100, 0.2)
+    loss_ref, probs_ref = ce.forward_reference(logits, target, weight, -100, 0.2)
+    np.testing.assert_allclose(loss, loss_ref, **TOLERANCE[dtype])
+    gx = ce.softmax_cross_entropy_backward(probs, target, weight, -100, 0.2, grow)
+    np.testing.assert_allclose(gx, ce.backward_reference(probs_ref, target, weight, -100, 0.2, grow),
+                               **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["auto", "reference"])
+def test_extreme_logits_stay_finite(dtype, mode):
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [3e4, 3e4, -3e4]], dtype=dtype)
+    target = np.array([1, 2, 0])
+    weight = np.ones(3, dtype=dtype)
+    with kernels.use(mode):
+        loss, probs = ce.softmax_cross_entropy_forward(logits, target, weight, -100, 0.1)
+        gx = ce.softmax_cross_entropy_backward(probs, target, weight, -100, 0.1, np.ones(3, dtype))
+    assert np.isfinite(loss).all() and np.isfinite(gx).all()
+    np.testing.assert_allclose(loss[0], 0.9 * 2e4 + 0.1 / 3 * 3e4, rtol=1e-6)  # (1-ε)·2e4 + ε/C·(0 + 2e4 + 1e4)
+    np.testing.assert_allclose(loss[1], np.log(3), rtol=1e-6)
+
+
+def test_edge_cases_all_ignored_and_single_class():
+    rng = np.random.default_rng(2)
+    for rows, classes, ignore_index in ((4, 3, -100), (5, 1, -100), (3, 4, 2)):
+        logits, target, weight, grow = _case(rng, rows, classes, np.float64, ignore_index, True)
+        if rows == 4:
+            target[:] = ignore_index
+        for loops in LOOPS.values():
+            _assert_numba_matches_reference(logits, target, weight, grow, ignore_index, 0.3, loops)
+    loss, probs = ce.forward_numba(logits, np.full(3, 2), weight, 2, 0.0)
+    assert (loss == 0).all()
+    assert (ce.backward_numba(probs, np.full(3, 2), weight, 2, 0.0, np.ones(3)) == 0).all()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("name", sorted(ce.CUDA_SOURCES))
+def test_cuda_sources_compile_for_float64(name, tmp_path):
+    """tests/test_kernels_cuda.py compiles every CUDA source as it is (float); this, for double."""
+    source = tmp_path / f"{name}.cu"
+    source.write_text(ce.CUDA_SOURCES[name])
+    result = subprocess.run(["nvcc", "-arch=sm_80", "-ptx", "-DMINIDL_REAL=double", str(source),
+                             "-o", str(tmp_path / "out.ptx")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert name in (tmp_path / "out.ptx").read_text()
