@@ -18,6 +18,8 @@ from minidl.ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat,
                         matmul, max, maximum, mean, min, minimum, mul, ne, neg, permute, pow, relu,
                         reshape, sigmoid, silu, softmax, softplus, split, sqrt, squeeze, stack, std,
                         sub, sum, tanh, transpose, unsqueeze, var, where)
+from minidl.ops.recurrent import (gru, gru_cell, lstm, lstm_cell, rnn_relu, rnn_relu_cell, rnn_tanh,
+                                  rnn_tanh_cell)
 from minidl.random import Generator, get_rng_state, manual_seed, set_rng_state
 from minidl.serialization import load, save
 from minidl import data, datasets, metrics, nn, optim, train  # noqa: E402  (they build on the above)
