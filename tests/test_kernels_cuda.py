@@ -8,17 +8,18 @@ import pkgutil
 import shutil
 import subprocess
 
-import pytest
-
 import minidl.kernels
+import pytest
 
 
 def cuda_sources() -> dict:
+    """Every module's CUDA_SOURCES, each behind the module's CUDA_PRELUDE (e.g. a typedef) if any."""
     sources = {}
     for info in pkgutil.iter_modules(minidl.kernels.__path__):
         module = importlib.import_module(f"minidl.kernels.{info.name}")
+        prelude = getattr(module, "CUDA_PRELUDE", "")
         for name, source in getattr(module, "CUDA_SOURCES", {}).items():
-            sources[f"{info.name}:{name}"] = source
+            sources[f"{info.name}:{name}"] = prelude + source
     return sources
 
 

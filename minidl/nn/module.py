@@ -276,7 +276,7 @@ class Module:
         with no_grad():
             for key, array in arrays.items():
                 target = own[key]
-                converted = np.ascontiguousarray(array, dtype=target.dtype)
+                converted = np.asarray(array, dtype=target.dtype, order="C")  # keeps 0-d arrays 0-d
                 target.data = backend.to_device(converted, target.device)
         return IncompatibleKeys(missing, unexpected)
 
