@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from helpers import check_module_parity, gradcheck_module
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minidl
 from minidl import nn
-from helpers import check_module_parity, gradcheck_module
 
 
 @given(batch=st.integers(1, 4), features=st.integers(1, 5), out=st.integers(1, 4),

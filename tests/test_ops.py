@@ -5,12 +5,12 @@ The cases come from tests/op_specs.py; a coverage test fails when a public op ha
 import numpy as np
 import pytest
 import torch
+from helpers import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
+from op_specs import SPECS, draw_case
 
 import minidl
-from helpers import assert_close
-from op_specs import SPECS, draw_case
 
 IDS = [spec.name for spec in SPECS]
 
