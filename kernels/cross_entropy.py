@@ -130,16 +130,14 @@ def _forward_rows(logits, target, weight, ignore_index, smoothing, scratch, scra
 
 
 def _exp_constants(dtype) -> tuple:
-    """For ``_exp_nonpositive`` in ``dtype``: (1.5·2^m, which rounds to integers, its bits, m,
-    the exponent bias, ln 2 = high + low with n·high exact, the lowest input before underflow,
-    1/k! for k ≤ the series' degree)."""
+    """For ``_exp_nonpositive`` in ``dtype``: (m, the mantissa's bits; the exponent bias; ln 2 =
+    high + low with n·high exact; the lowest input before underflow; 1/k! for k ≤ the degree)."""
     if np.dtype(dtype) == np.float32:
         f, i = np.float32, np.int32
-        return (f(1.5 * 2**23), i(0x4B400000), 23, i(127), f(0.693359375), f(-2.12194440e-4),
-                f(-87.0), tuple(f(1 / math.factorial(k)) for k in range(8)))
+        return (23, i(127), f(0.693359375), f(-2.12194440e-4), f(-87.0),
+                tuple(f(1 / math.factorial(k)) for k in range(8)))
     f, i = np.float64, np.int64
-    return (f(1.5 * 2**52), i(0x4338000000000000), 52, i(1023), f(0.693145751953125),
-            f(1.42860682030941723212e-6), f(-708.0),
+    return (52, i(1023), f(0.693145751953125), f(1.42860682030941723212e-6), f(-708.0),
             tuple(f(1 / math.factorial(k)) for k in range(15)))
 
 
@@ -152,20 +150,22 @@ def _exp_nonpositive(values, bits, out, constants):
     Taylor series (to r^7 in float32, r^14 in float64) and 2^n built from its bits (n + bias in
     the exponent field). ``values`` is overwritten; ``bits`` is its integer view.
     """
-    rounding, rounding_bits, mantissa, bias, ln2_high, ln2_low, lowest, series = constants
+    mantissa, bias, ln2_high, ln2_low, lowest, series = constants
     log2e = values.dtype.type(1.4426950408889634)
+    half = values.dtype.type(0.5)
     for c in range(values.size):
         v = max(values[c], lowest)  # below, exp underflows to (almost) 0 anyway
-        rounded = v * log2e + rounding  # n sits in the low mantissa bits
-        n = rounded - rounding
+        # n = round(v / ln 2) by floor: no rounding-constant trick, which a caller compiled with
+        # fastmath could reassociate away once LLVM inlines this loop into it
+        n = np.floor(v * log2e + half)
         r = (v - n * ln2_high) - n * ln2_low
         term = series[len(series) - 1]
         for k in range(len(series) - 2, -1, -1):  # Horner: Σ_k r^k / k! (unrolled: a fixed length)
             term = term * r + series[k]
         out[c] = term
-        values[c] = rounded
+        values[c] = n
     for c in range(values.size):
-        bits[c] = (bits[c] - rounding_bits + bias) << mantissa  # 2^n
+        bits[c] = (int(values[c]) + bias) << mantissa  # 2^n, built in the exponent field
     for c in range(values.size):
         out[c] *= values[c]
 
