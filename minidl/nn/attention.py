@@ -100,9 +100,9 @@ class MultiheadAttention(Module):
                 attn_mask=None, average_attn_weights: bool = True,
                 is_causal: bool = False) -> tuple:
         name, like = f"MultiheadAttention({self.extra_repr()})", self.out_proj.weight
-        check_input(name + " query", query, ("...", self.embed_dim), like=like)
-        check_input(name + " key", key, ("...", self.kdim), like=like)
-        check_input(name + " value", value, ("...", self.vdim), like=like)
+        check_input(name, query, ("...", self.embed_dim), like=like, role="query")
+        check_input(name, key, ("...", self.kdim), like=like, role="key")
+        check_input(name, value, ("...", self.vdim), like=like, role="value")
         return multi_head_attention_forward(
             query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
             self.in_proj_bias, None, None, False, self.dropout, self.out_proj.weight,

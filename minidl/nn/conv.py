@@ -100,7 +100,7 @@ class _ConvNd(Module):
     def _check(self, input) -> None:
         spatial = _SPATIAL_NAMES[self.dims]
         check_input(
-            repr(self),
+            self,
             input,
             ("N", self.in_channels, *spatial),
             (self.in_channels, *spatial),

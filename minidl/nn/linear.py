@@ -48,7 +48,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
-        check_input(repr(self), input, ("...", self.in_features), like=self.weight)
+        check_input(self, input, ("...", self.in_features), like=self.weight)
         return linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:

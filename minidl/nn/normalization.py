@@ -50,7 +50,7 @@ class LayerNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, input):
-        check_input(repr(self), input, ("...",) + self.normalized_shape, like=self.weight)
+        check_input(self, input, ("...",) + self.normalized_shape, like=self.weight)
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -136,7 +136,7 @@ class _BatchNorm(Module):
             [("N", self.num_features)] if self.dims == 1 else []
         )
         check_input(
-            repr(self), input, *patterns, like=self.weight if self.affine else self.running_mean
+            self, input, *patterns, like=self.weight if self.affine else self.running_mean
         )
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -257,7 +257,7 @@ class GroupNorm(Module):
 
     def forward(self, input):
         trailing = ("*",) * max(input.ndim - 2, 0) if hasattr(input, "ndim") else ()
-        check_input(repr(self), input, ("N", self.num_channels) + trailing, like=self.weight)
+        check_input(self, input, ("N", self.num_channels) + trailing, like=self.weight)
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

@@ -19,7 +19,7 @@ def _single(value) -> tuple:
 
 def _check(layer: Module, input) -> None:
     spatial = tuple("DHW"[3 - layer.dims :])
-    check_input(repr(layer), input, ("N", "C") + spatial, ("C",) + spatial)
+    check_input(layer, input, ("N", "C") + spatial, ("C",) + spatial)
 
 
 class _MaxPoolNd(Module):

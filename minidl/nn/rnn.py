@@ -89,7 +89,7 @@ class RNNBase(Module):
 
         Returns the (batched) input, the (batched) states and whether the input was batched.
         """
-        check_input(repr(self), input, ("L", "N", self.input_size), ("L", self.input_size),
+        check_input(self, input, ("L", "N", self.input_size), ("L", self.input_size),
                     like=self.weight_ih_l0)
         batched = input.ndim == 3
         batch = input.shape[0 if self.batch_first else 1] if batched else 1
@@ -97,7 +97,7 @@ class RNNBase(Module):
         expected = (count, batch, self.hidden_size) if batched else (count, self.hidden_size)
         for name, state in zip(names, states):
             if state is not None:
-                check_input(f"{self!r} ({name})", state, expected, like=self.weight_ih_l0)
+                check_input(self, state, expected, like=self.weight_ih_l0, role=f"({name})")
         if not batched:
             input = unsqueeze(input, 0 if self.batch_first else 1)
             states = [None if state is None else unsqueeze(state, 1) for state in states]
@@ -260,13 +260,13 @@ class RNNCellBase(Module):
 
     def _step(self, function, input, states: list, names: tuple):
         """Check, add the batch dim of an unbatched input, run ``function``, remove it again."""
-        check_input(repr(self), input, ("N", self.input_size), (self.input_size,),
+        check_input(self, input, ("N", self.input_size), (self.input_size,),
                     like=self.weight_ih)
         batched = input.ndim == 2
         expected = (input.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         for name, state in zip(names, states):
             if state is not None:
-                check_input(f"{self!r} ({name})", state, expected, like=self.weight_ih)
+                check_input(self, state, expected, like=self.weight_ih, role=f"({name})")
         if not batched:
             input = unsqueeze(input, 0)
             states = [None if state is None else unsqueeze(state, 0) for state in states]
