@@ -108,19 +108,29 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
-class LeakyReLU(Function):
-    """y = x if x > 0 else slope * x;  gx = gy if x > 0 else slope * gy.  ReLU is slope = 0."""
+class ReLU(Function):
+    """y = max(x, 0);  gx = gy where x > 0, else 0."""
 
     @staticmethod
-    def forward(ctx, x, negative_slope):
-        positive = x > 0
-        ctx.positive, ctx.slope = positive, negative_slope
-        return ctx.xp.maximum(x, 0) if negative_slope == 0 else ctx.xp.where(positive, x, x * negative_slope)
+    def forward(ctx, x):
+        ctx.positive = x > 0
+        return ctx.xp.maximum(x, 0)
 
     @staticmethod
     def backward(ctx, gy):
-        if ctx.slope == 0:
-            return gy * ctx.positive, None
+        return gy * ctx.positive
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope · x;  gx = gy if x > 0 else slope · gy."""
+
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        ctx.positive, ctx.slope = x > 0, negative_slope
+        return ctx.xp.where(ctx.positive, x, x * negative_slope)
+
+    @staticmethod
+    def backward(ctx, gy):
         return ctx.xp.where(ctx.positive, gy, gy * ctx.slope), None
 
 
@@ -233,7 +243,7 @@ def sigmoid(input: Tensor) -> Tensor:
 
 
 def relu(input: Tensor) -> Tensor:
-    return LeakyReLU.apply(input, 0)
+    return ReLU.apply(input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
