@@ -44,12 +44,12 @@ def _speak(variant: str, speed: int, pitch: int, word: str, folder: str) -> np.n
     return _read_wav(wav)
 
 
-def _synthesise(path: str) -> None:
+def _synthesise(path: str, voices: int | None) -> None:
     if shutil.which("espeak-ng") is None:
         raise FileNotFoundError("spoken digits need espeak-ng: apt-get install -y espeak-ng "
                                 f"(or a cached copy at {path})")
     jobs = [(voice_id, variant, speed, pitch, digit)
-            for voice_id, variant in enumerate(_variants())
+            for voice_id, variant in enumerate(_variants()[:voices])
             for speed in (130, 180) for pitch in (40, 65) for digit in range(len(WORDS))]
     with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(max_workers=4) as pool:
         clips = list(pool.map(lambda job: _speak(job[1], job[2], job[3], WORDS[job[4]], folder), jobs))
@@ -60,14 +60,21 @@ def _synthesise(path: str) -> None:
     os.replace(temporary, path)
 
 
-def load_spoken_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_spoken_digits(voices: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(audio (N, 8000) float32 in [-1, 1] at 8 kHz, labels (N,) int64, voice ids (N,) int64).
 
-    The first call synthesises ~4,000 clips (a few minutes on 2 cores) and caches them in the minidl cache.
+    Args:
+        voices: only the first ``voices`` voice variants (all ~100 when None; a few make a quick run).
+
+    The first call synthesises the clips (all voices: ~4,000 clips, a few minutes on 2 cores) and
+    caches them in the minidl cache; a cache of all voices also serves smaller requests.
     """
-    path = os.path.join(cache_dir(), "spoken_digits.npz")
+    full = os.path.join(cache_dir(), "spoken_digits.npz")
+    path = full if voices is None or os.path.exists(full) else os.path.join(
+        cache_dir(), f"spoken_digits_{voices}_voices.npz")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _synthesise(path)
+        _synthesise(path, voices)
     with np.load(path, allow_pickle=False) as data:
-        return data["audio"], data["labels"], data["voices"]
+        keep = data["voices"] < (voices if voices is not None else np.inf)
+        return data["audio"][keep], data["labels"][keep], data["voices"][keep]
