@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from minidl import backend, random
+from minidl.kernels.dropout import dropout_mask_reference
 from minidl.tensors import Tensor
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
-    """y = x · m / (1 - p), m ~ Bernoulli(1 - p) (composed: its gradient is gy · m / (1 - p))."""
+    """y = x · m / (1 - p), m ~ Bernoulli(1 - p) (composed: its gradient is gy · m / (1 - p)).
+
+    The mask is the array-code reference of minidl.kernels.dropout: its Numba version draws the
+    same stream but is no faster (the draws are serial either way).
+    """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
     if not training or p == 0:
@@ -14,6 +19,5 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None
     if p == 1:
         return input * 0.0
     xp = backend.get_array_module(input.data)
-    keep = random.generator_for(xp, generator).random(input.shape) >= p
-    scale = xp.asarray(keep, dtype=input.dtype) * input.dtype.type(1 / (1 - p))
-    return input * Tensor(scale)
+    mask = dropout_mask_reference(random.generator_for(xp, generator), input.shape, p, input.dtype)
+    return input * Tensor(mask)
