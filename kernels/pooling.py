@@ -32,15 +32,17 @@ def max_pool_backward(gy, index, in_size):
     )
 
 
+# Average pooling's CPU path is the reference: its strided slice sums measured 2x faster than the
+# Numba loop at (64, 32, 28, 28) k2 (benchmarks/results/kernels.md); the Numba version stays tested.
 def avg_pool_forward(x, kernel, stride, padding, out_size, count_include_pad):
     """y ``(B, OD, OH, OW)``: the window sums over PyTorch's divisor."""
-    fn = pick(x, avg_pool_forward_reference, avg_pool_forward_numba, avg_pool_forward_cupy)
+    fn = pick(x, avg_pool_forward_reference, avg_pool_forward_reference, avg_pool_forward_cupy)
     return fn(x, kernel, stride, padding, out_size, count_include_pad)
 
 
 def avg_pool_backward(gy, kernel, stride, padding, in_size, count_include_pad):
     """gx ``(B, D, H, W)``: each gy element spread evenly (gy / divisor) over its window."""
-    fn = pick(gy, avg_pool_backward_reference, avg_pool_backward_numba, avg_pool_backward_cupy)
+    fn = pick(gy, avg_pool_backward_reference, avg_pool_backward_reference, avg_pool_backward_cupy)
     return fn(gy, kernel, stride, padding, in_size, count_include_pad)
 
 
