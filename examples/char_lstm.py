@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import Stopwatch, make_parser, plot_losses, prepare
+from _common import (Stopwatch, make_parser, next_token_loss, plot_losses, prepare,
+                     random_windows)
 
 import minidl
 from minidl import nn
@@ -48,18 +49,10 @@ class CharLSTM(nn.Module):
         return self.head(self.dropout(outputs)), state  # (B, T, V)
 
 
-def random_windows(data: np.ndarray, batch_size: int, length: int, rng: np.random.Generator):
-    """``batch_size`` random windows of the id array: inputs (B, T) and next-character targets."""
-    starts = rng.integers(0, len(data) - length - 1, size=batch_size)
-    windows = np.stack([data[s:s + length + 1] for s in starts])  # (B, T + 1)
-    return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T): the target is the input shifted by one
-
-
 def sequence_loss(model, x, y, device):
     """Mean cross-entropy of the next character over every position of the batch."""
     logits, _ = model(minidl.tensor(x, device=device))  # (B, T, V)
-    flat = logits.reshape(-1, logits.shape[-1])  # (B·T, V)
-    return nn.functional.cross_entropy(flat, minidl.tensor(y.reshape(-1), device=device))
+    return next_token_loss(logits, y, device)
 
 
 def sample(model, vocab: CharVocabulary, prompt: str, length: int, temperature: float,
