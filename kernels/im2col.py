@@ -144,9 +144,14 @@ def col2im_numba(col, size, stride, padding, dilation):
     col3 = np.ascontiguousarray(col).reshape(
         (C,) + _as_3d(kernel_size, 1) + (N,) + _as_3d(output_size, 1)
     )
-    x3 = np.zeros((N, C) + _as_3d(size, 1), dtype=col.dtype)  # (N, C, D, H, W)
-    _col2im_loop(col3, x3, _as_3d(stride, 1), _as_3d(padding, 0), _as_3d(dilation, 1))
-    return x3.reshape((N, C, *size))
+    pads = _pads(size, kernel_size, stride, padding, dilation, output_size)
+    # accumulate into the padded planes, where every window fits: the loop needs no bounds checks
+    padded = np.zeros(
+        (N, C) + _as_3d([n + lo + hi for n, (lo, hi) in zip(size, pads)], 1), dtype=col.dtype
+    )  # (N, C, Dp, Hp, Wp)
+    _col2im_loop(col3, padded, _as_3d(stride, 1), _as_3d(dilation, 1))
+    inside = tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, pads))
+    return padded.reshape((N, C) + padded.shape[5 - dims :])[(Ellipsis,) + inside].copy()
 
 
 @njit(cache=True, parallel=True)
@@ -174,25 +179,23 @@ def _im2col_loop(x, col, stride, padding, dilation):
 
 
 @njit(cache=True, parallel=True)
-def _col2im_loop(col, x, stride, padding, dilation):
-    # parallel over (image, channel): each task accumulates into its own image plane, so no races
-    N, C, D, H, W = x.shape
-    KD, KH, KW, _, OD, OH, OW = col.shape[1:]
-    for task in prange(N * C):
-        n, c = task // C, task % C
+def _col2im_loop(col, padded, stride, dilation):
+    # parallel over channels: a task adds into its own channel of every image, so no races; the
+    # padded target makes the inner loop a plain strided add
+    C, KD, KH, KW, _, OD, OH, OW = col.shape
+    SD, SH, SW = stride
+    DD, DH, DW = dilation
+    for c in prange(C):
         for kd in range(KD):
             for kh in range(KH):
                 for kw in range(KW):
-                    for od in range(OD):
-                        i = od * stride[0] - padding[0] + kd * dilation[0]
-                        for oh in range(OH):
-                            j = oh * stride[1] - padding[1] + kh * dilation[1]
-                            if not (0 <= i < D and 0 <= j < H):
-                                continue
-                            for ow in range(OW):
-                                k = ow * stride[2] - padding[2] + kw * dilation[2]
-                                if 0 <= k < W:
-                                    x[n, c, i, j, k] += col[c, kd, kh, kw, n, od, oh, ow]
+                    for n in range(col.shape[4]):
+                        for od in range(OD):
+                            for oh in range(OH):
+                                source = col[c, kd, kh, kw, n, od, oh]  # (OW,)
+                                target = padded[n, c, od * SD + kd * DD, oh * SH + kh * DH]
+                                for ow in range(OW):
+                                    target[ow * SW + kw * DW] += source[ow]
 
 
 # ----- CuPy (GPU) ---------------------------------------------------------------------------------

@@ -171,10 +171,46 @@ def max_pool_forward_numba(x, kernel, stride, padding, dilation, out_size):
     x = np.ascontiguousarray(x)
     y = np.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
     index = np.empty(y.shape, dtype=np.int64)
-    _max_pool_forward_loop(
-        x, y, index, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)
-    )
+    B, D, H, W = x.shape
+    OD, OH, OW = out_size
+    if (
+        (tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), D, OD)
+        == ((1, 2, 2), (1, 2, 2), (0, 0, 0), (1, 1, 1), 1, 1)
+        and 2 * OH <= H
+        and 2 * OW <= W
+    ):
+        _max_pool_2x2_loop(x.reshape(B, H, W), y.reshape(B, OH, OW), index.reshape(B, OH, OW))
+    else:
+        _max_pool_forward_loop(
+            x, y, index, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)
+        )
     return y, index
+
+
+@njit(cache=True, parallel=True)
+def _max_pool_2x2_loop(x, y, index):
+    # The common 2x2/stride-2 case, unrolled and without data-dependent branches: on random data
+    # the general loop's "is this larger?" branches mispredict about half the time, and this loop
+    # measured 4x faster on (2048, 28, 28). A window holding a NaN (rare) takes the exact branch.
+    B, W = x.shape[0], x.shape[2]
+    OH, OW = y.shape[1:]
+    for b in prange(B):
+        for oh in range(OH):
+            h = 2 * oh
+            for ow in range(OW):
+                w = 2 * ow
+                a0, a1, a2, a3 = x[b, h, w], x[b, h, w + 1], x[b, h + 1, w], x[b, h + 1, w + 1]
+                # offsets of the first max of each row pair, then of the larger pair (0/1 flags)
+                right01, right23 = np.int64(a1 > a0), np.int64(a3 > a2)
+                m01, m23 = max(a0, a1), max(a2, a3)
+                lower = np.int64(m23 > m01)
+                y[b, oh, ow] = max(m01, m23)
+                index[b, oh, ow] = h * W + w + right01 + lower * (W + right23 - right01)
+                nan0, nan1, nan2, nan3 = np.isnan(a0), np.isnan(a1), np.isnan(a2), np.isnan(a3)
+                if nan0 | nan1 | nan2 | nan3:  # the last NaN wins, as in PyTorch
+                    last = 3 if nan3 else (2 if nan2 else (1 if nan1 else 0))
+                    y[b, oh, ow] = np.nan
+                    index[b, oh, ow] = (h + last // 2) * W + w + last % 2
 
 
 @njit(cache=True, parallel=True)

@@ -136,3 +136,24 @@ def test_max_pool_nan_wins_like_torch():
     for kernel in (pooling.max_pool_forward_reference, pooling.max_pool_forward_numba):
         y, index = kernel(x, (1, 1, 5), (1, 1, 5), (0, 0, 0), (1, 1, 1), (1, 1, 1))
         assert np.isnan(y).all() and index.item() == 3  # torch takes the last NaN
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(
+    shape=st.tuples(st.integers(0, 3), st.integers(2, 9), st.integers(2, 9)),
+    values=st.sampled_from(["normal", "ties", "nan", "inf"]),
+    ceil_mode=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_max_pool_2x2_fast_path_matches_reference(dtype, shape, values, ceil_mode, seed):
+    """The unrolled 2x2/stride-2 loop (taken whenever the geometry allows) equals the reference."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape) if values == "ties" else rng.standard_normal(shape)
+    if values in ("nan", "inf"):
+        x[rng.random(shape) < 0.3] = np.nan if values == "nan" else -np.inf
+    x = x.astype(dtype).reshape(shape[0], 1, *shape[1:])
+    kernel = stride = (1, 2, 2)
+    check_max_pool(
+        x, kernel, stride, (0, 0, 0), (1, 1, 1),
+        output_size(x.shape[1:], kernel, stride, (0, 0, 0), (1, 1, 1), ceil_mode),
+    )
