@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from minidl import backend
+from minidl.kernels.optim import adam_update
 from minidl.optim.optimizer import Optimizer, check_non_negative
 from minidl.tensors import Tensor
 
@@ -72,22 +73,13 @@ class Adam(Optimizer):
             p *= 1 - lr * weight_decay
         elif weight_decay != 0:
             g = g + weight_decay * p
-        m, v, work = state["exp_avg"].data, state["exp_avg_sq"].data, self._workspace(p)
-        xp.subtract(g, m, out=work)
-        work *= 1 - beta1
-        m += work  # lerp: m + (1 - beta1) * (g - m)
-        v *= beta2
-        xp.multiply(g, 1 - beta2, out=work)
-        work *= g
-        v += work
-        if group["amsgrad"]:
-            v = xp.maximum(state["max_exp_avg_sq"].data, v, out=state["max_exp_avg_sq"].data)
-        denom = xp.sqrt(v, out=work)
-        denom /= (1 - beta2 ** step) ** 0.5
-        denom += group["eps"]
-        update = xp.divide(m, denom, out=work)
-        update *= lr / (1 - beta1 ** step)
-        p -= update
+        adam_update(
+            p, g, state["exp_avg"].data, state["exp_avg_sq"].data,
+            state["max_exp_avg_sq"].data if group["amsgrad"] else None,
+            lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], step=step,
+            work=self._workspace(p),
+        )
+
 
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (as ``torch.optim.AdamW``): ``Adam(...,

@@ -1,0 +1,137 @@
+"""Adam's update, fused: one pass over a parameter where the array code makes eleven.
+
+For a parameter p with gradient g and moments m, v at step t (constants in p's dtype)::
+
+    m = m + (1 - β1)·(g - m)
+    v = β2·v + ((1 - β2)·g)·g
+    v_max = max(v_max, v), then v_max stands for v          (AMSGrad only)
+    p = p - (m / (sqrt(v) / sqrt(1 - β2^t) + eps))·(lr / (1 - β1^t))
+
+Every version does these operations in this order and in p's dtype, so all three give the same
+bits (tests/test_kernels_optim.py checks it). The Numba loop is serial: a parameter of an MLP is
+too small for threads to pay, and a parallel loop right after the backward's BLAS calls would
+compete with OpenBLAS's spinning threads. Weight decay and ``maximize`` stay in the optimizer:
+they change g before this update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .dispatch import is_gpu, pick
+
+CUDA_SOURCES = {
+    # one thread per element; T is the element type (see CUDA_PRELUDE)
+    "minidl_adam_update": r"""
+extern "C" __global__ void minidl_adam_update(
+    T* p, const T* g, T* m, T* v, T* v_max, bool amsgrad, T decay1, T beta2, T decay2,
+    T bias2_root, T eps, T step_size, long long n) {
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  m[i] = m[i] + (g[i] - m[i]) * decay1;
+  v[i] = v[i] * beta2 + (g[i] * decay2) * g[i];
+  T second = v[i];
+  if (amsgrad) {
+    v_max[i] = (v_max[i] > second || isnan(v_max[i])) ? v_max[i] : second;  // NaN wins
+    second = v_max[i];
+  }
+  p[i] = p[i] - (m[i] / (sqrt(second) / bias2_root + eps)) * step_size;
+}
+""",
+}
+CUDA_PRELUDE = "typedef float T;\n"  # the source's element type (float32's; varied per dtype)
+CUDA_TYPES = {"float32": "float", "float64": "double"}
+_compiled: dict = {}
+
+
+def adam_update(p, g, m, v, v_max, *, lr, beta1, beta2, eps, step, work):
+    """Update ``p``, ``m``, ``v`` (and ``v_max`` unless None) in place; ``work`` is scratch like p."""
+    constants = _constants(p.dtype, lr, beta1, beta2, eps, step)
+    pick(p, adam_update_reference, adam_update_numba, adam_update_cupy)(
+        p, g, m, v, v_max, constants, work
+    )
+
+
+def _constants(dtype, lr, beta1, beta2, eps, step) -> tuple:
+    """(1-β1, β2, 1-β2, sqrt(1-β2^t), eps, lr/(1-β1^t)) as scalars of ``dtype``."""
+    cast = np.dtype(dtype).type
+    return tuple(
+        cast(c)
+        for c in (
+            1 - beta1,
+            beta2,
+            1 - beta2,
+            (1 - beta2**step) ** 0.5,
+            eps,
+            lr / (1 - beta1**step),
+        )
+    )
+
+
+def adam_update_reference(p, g, m, v, v_max, constants, work):
+    decay1, beta2, decay2, bias2_root, eps, step_size = constants
+    xp = _cupy() if is_gpu(p) else np
+    xp.subtract(g, m, out=work)
+    work *= decay1
+    m += work
+    v *= beta2
+    xp.multiply(g, decay2, out=work)
+    work *= g
+    v += work
+    if v_max is not None:
+        v = xp.maximum(v_max, v, out=v_max)
+    denom = xp.sqrt(v, out=work)
+    denom /= bias2_root
+    denom += eps
+    update = xp.divide(m, denom, out=work)
+    update *= step_size
+    p -= update
+
+
+def adam_update_numba(p, g, m, v, v_max, constants, work):
+    if not p.flags.c_contiguous:  # a strided parameter: reshape would copy, losing the update
+        adam_update_reference(p, g, m, v, v_max, constants, work)
+        return
+    amsgrad = v_max is not None
+    _adam_loop(
+        p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+        (v_max if amsgrad else v).reshape(-1), amsgrad, *constants,
+    )
+
+
+@njit(cache=True)
+def _adam_loop(p, g, m, v, v_max, amsgrad, decay1, beta2, decay2, bias2_root, eps, step_size):
+    for i in range(p.size):
+        m[i] = m[i] + (g[i] - m[i]) * decay1
+        v[i] = v[i] * beta2 + (g[i] * decay2) * g[i]
+        second = v[i]
+        if amsgrad:
+            v_max[i] = np.maximum(v_max[i], second)  # NaN propagates, as in the reference
+            second = v_max[i]
+        p[i] = p[i] - (m[i] / (np.sqrt(second) / bias2_root + eps)) * step_size
+
+
+def _cupy():
+    import cupy
+
+    return cupy
+
+
+def adam_update_cupy(p, g, m, v, v_max, constants, work):
+    cupy = _cupy()
+    name = np.dtype(p.dtype).name
+    if name not in _compiled:
+        prelude = f"typedef {CUDA_TYPES[name]} T;\n"
+        _compiled[name] = cupy.RawKernel(
+            prelude + CUDA_SOURCES["minidl_adam_update"], "minidl_adam_update"
+        )
+    threads, n = 256, p.size
+    if n == 0:
+        return
+    amsgrad = v_max is not None
+    _compiled[name](
+        ((n + threads - 1) // threads,),
+        (threads,),
+        (p, g, m, v, v_max if amsgrad else v, np.bool_(amsgrad), *constants, np.int64(n)),
+    )
