@@ -3,7 +3,8 @@
 The public surface follows PyTorch: ``minidl.tensor``, ``minidl.randn``, ``minidl.no_grad``,
 ``minidl.nn``, ``minidl.optim``... Importing it prints nothing, touches no GPU and compiles nothing.
 """
-from minidl.tensors import Tensor  # noqa: I001  (Tensor first: the ops below build on it)
+from minidl.allocator import keep_freed_memory  # noqa: I001  (before the first large array)
+from minidl.tensors import Tensor  # (Tensor first: the ops below build on it)
 from minidl import autograd, backend, ops
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.backend import Device, cuda_is_available, device
@@ -27,3 +28,5 @@ from minidl import data, datasets, metrics, nn, optim, train  # noqa: E402  (the
 bool = bool_  # PyTorch spells it minidl.bool; defined after the imports so they see the builtin
 
 __version__ = "0.1.0"
+
+keep_freed_memory()
