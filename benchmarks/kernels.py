@@ -181,6 +181,15 @@ def _dropout():
     return lambda: dropout.dropout_mask(generator, (2048, 512), 0.1, np.float32)
 
 
+def _adam():
+    from minidl.kernels import optim
+
+    p, g = _normal((784, 100)), _normal((784, 100))  # the MLP workload's largest parameter
+    m, v, work = np.zeros_like(p), np.zeros_like(p), np.empty_like(p)
+    return lambda: optim.adam_update(p, g, m, v, None, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                                     step=1, work=work)
+
+
 CASES = {
     "gelu_fwd": ("activations", "(2048, 512) erf", lambda: _gelu(False, "none")),
     "gelu_bwd": ("activations", "(2048, 512) erf", lambda: _gelu(True, "none")),
@@ -204,6 +213,7 @@ CASES = {
     "layer_norm_fwd": ("norms", "(2048, 128)", lambda: _layer_norm(False)),
     "layer_norm_bwd": ("norms", "(2048, 128)", lambda: _layer_norm(True)),
     "dropout_mask": ("dropout", "(2048, 512) p 0.1", _dropout),
+    "adam_update": ("optim", "(784, 100)", _adam),
 }
 # rows whose "reference" is not the kernel's reference mode but the array code an op used before
 BASELINES = {
