@@ -79,13 +79,26 @@ def backward_reference(probs, target, weight, ignore_index, label_smoothing, gro
 # ----- Numba (CPU) -------------------------------------------------------------------------------
 def forward_numba(logits, target, weight, ignore_index, label_smoothing):
     logits = np.ascontiguousarray(logits)
-    M, C = logits.shape
-    loss = np.empty(M, dtype=logits.dtype)
-    probs = np.empty_like(logits)
     parallel = logits.size >= PARALLEL_MIN_SIZE
-    loop = _forward_parallel if parallel else _forward_serial
-    blocks = min(M, 4 * get_num_threads()) if parallel else min(M, 1)
-    loop(logits, target, weight, ignore_index, label_smoothing, blocks, loss, probs)
+    blocks = min(len(logits), 4 * get_num_threads()) if parallel else min(len(logits), 1)
+    return forward_passes(parallel, logits, target, weight, ignore_index, label_smoothing, blocks)
+
+
+def forward_passes(parallel, logits, target, weight, ignore_index, label_smoothing, blocks):
+    """The forward in three passes over ``blocks`` blocks of rows, with or without threads.
+
+    Numba shifts each row by its max, NumPy's SIMD exp exponentiates in place, Numba normalises and
+    takes the losses. A single Numba pass calls libm's scalar exp per element: it measured
+    0.52 ms at (2048, 65), these three passes 0.30-0.47 ms.
+    """
+    M = len(logits)
+    loss, high = np.empty(M, dtype=logits.dtype), np.empty(M, dtype=logits.dtype)
+    probs = np.empty_like(logits)
+    (_shift_parallel if parallel else _shift_serial)(logits, blocks, high, probs)
+    np.exp(probs, out=probs)
+    (_finish_parallel if parallel else _finish_serial)(
+        logits, target, weight, ignore_index, label_smoothing, blocks, high, loss, probs
+    )
     return loss, probs
 
 
@@ -96,15 +109,22 @@ def backward_numba(probs, target, weight, ignore_index, label_smoothing, grow):
     return gx
 
 
-def _forward_rows(logits, target, weight, ignore_index, smoothing, blocks, loss, probs):
+def _shift_rows(logits, blocks, high, shifted):
     M, C = logits.shape
     for block in prange(blocks):
         for i in range(block * M // blocks, (block + 1) * M // blocks):
-            high = logits[i, 0]
+            high[i] = logits[i, 0]
             for c in range(1, C):
-                high = max(high, logits[i, c])
+                high[i] = max(high[i], logits[i, c])
             for c in range(C):
-                probs[i, c] = math.exp(logits[i, c] - high)
+                shifted[i, c] = logits[i, c] - high[i]
+
+
+def _finish_rows(logits, target, weight, ignore_index, smoothing, blocks, high, loss, probs):
+    # probs holds exp(x - max) on entry and the softmax on exit
+    M, C = logits.shape
+    for block in prange(blocks):
+        for i in range(block * M // blocks, (block + 1) * M // blocks):
             total = 0.0
             for c in range(C):
                 total += probs[i, c]
@@ -115,7 +135,7 @@ def _forward_rows(logits, target, weight, ignore_index, smoothing, blocks, loss,
             if t == ignore_index:
                 loss[i] = 0.0
                 continue
-            lse = high + math.log(total)
+            lse = high[i] + math.log(total)
             smooth = 0.0
             if smoothing > 0.0:
                 for c in range(C):
@@ -147,12 +167,14 @@ def _backward_rows(probs, target, weight, ignore_index, smoothing, grow, gx):
         gx[i, t] -= hit
 
 
-# One loop body, compiled twice: threads pay off only for large inputs. Reassociation lets LLVM
+# Each loop body compiled twice: threads pay off only for large inputs. Reassociation lets LLVM
 # vectorise the row sums (measured -25% forward time at (2048, 65)); NaN and inf keep their meaning
 # (no "nnan"/"ninf").
 _FAST = {"reassoc", "nsz", "contract", "arcp"}
-_forward_parallel = njit(cache=True, parallel=True, fastmath=_FAST)(_forward_rows)
-_forward_serial = njit(cache=True, fastmath=_FAST)(_forward_rows)
+_shift_parallel = njit(cache=True, parallel=True, fastmath=_FAST)(_shift_rows)
+_shift_serial = njit(cache=True, fastmath=_FAST)(_shift_rows)
+_finish_parallel = njit(cache=True, parallel=True, fastmath=_FAST)(_finish_rows)
+_finish_serial = njit(cache=True, fastmath=_FAST)(_finish_rows)
 _backward_parallel = njit(cache=True, parallel=True, fastmath=_FAST)(_backward_rows)
 _backward_serial = njit(cache=True, fastmath=_FAST)(_backward_rows)
 

@@ -23,11 +23,11 @@ def _case(rng, rows, classes, dtype, ignore_index, weighted, scale=3.0):
 
 
 def _assert_numba_matches_reference(logits, target, weight, grow, ignore_index, smoothing, loops):
-    forward_loop, backward_loop, blocks = loops
+    parallel, backward_loop, blocks = loops
     dtype = logits.dtype.type
     loss_ref, probs_ref = ce.forward_reference(logits, target, weight, ignore_index, smoothing)
-    loss, probs = np.empty(logits.shape[0], dtype), np.empty_like(logits)
-    forward_loop(logits, target, weight, ignore_index, smoothing, min(blocks, len(logits)), loss, probs)
+    loss, probs = ce.forward_passes(parallel, logits, target, weight, ignore_index, smoothing,
+                                    min(blocks, len(logits)))
     np.testing.assert_allclose(loss, loss_ref, **TOLERANCE[dtype])
     np.testing.assert_allclose(probs, probs_ref, **TOLERANCE[dtype])
     gx_ref = ce.backward_reference(probs_ref, target, weight, ignore_index, smoothing, grow)
@@ -38,8 +38,7 @@ def _assert_numba_matches_reference(logits, target, weight, grow, ignore_index, 
 
 
 # the parallel loop splits the rows into blocks (here 3, to make them uneven)
-LOOPS = {"serial": (ce._forward_serial, ce._backward_serial, 1),
-         "parallel": (ce._forward_parallel, ce._backward_parallel, 3)}
+LOOPS = {"serial": (False, ce._backward_serial, 1), "parallel": (True, ce._backward_parallel, 3)}
 
 
 @pytest.mark.parametrize("loops", LOOPS.values(), ids=LOOPS.keys())
