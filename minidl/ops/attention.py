@@ -1,7 +1,11 @@
 """Attention: scaled dot-product attention and the multi-head attention forward (the F.* forms).
 
-Both are composed from existing ops (matmul, softmax, where, add, dropout, linear and shape views),
-so their gradients come from those ops' backward rules; nothing here is differentiated by hand.
+The attention core, softmax(Q Kᵀ · scale + M) V with its mask and dropout, is one Function with a
+hand-written backward, for speed: one node instead of the composed graph's four to six (scaling,
+matmul, where or add, softmax, dropout, matmul), the softmax done in place on the score buffer, no
+(..., L, S) temporaries beyond the scores and their gradient, and results laid out like the inputs
+so MultiheadAttention's head split and merge stay views. Everything around it (grouped-query head
+repetition, the projections, the head split and merge) is composed from existing ops.
 """
 from __future__ import annotations
 
@@ -9,13 +13,92 @@ import math
 
 import numpy as np
 
-from minidl import backend
-from minidl.ops.arithmetic import where
-from minidl.ops.dropout import dropout
-from minidl.ops.linalg import linear, matmul
-from minidl.ops.reduction import softmax
+from minidl import backend, random
+from minidl.autograd import Function
+from minidl.kernels.dropout import dropout_mask_reference
+from minidl.ops.common import meta, reduce_like
+from minidl.ops.linalg import linear
 from minidl.ops.shape import expand, permute, reshape, split, squeeze, unsqueeze
 from minidl.tensors import Tensor
+
+
+class ScaledDotProductAttention(Function):
+    """O = W V, W = P ⊙ D, P = softmax(S), S = Q Kᵀ·scale + M (D: dropout's kept/(1-p), else 1);
+    gV = Wᵀ gO, gW = gO Vᵀ (+ the weights' own grad), gP = gW ⊙ D, gS = P ⊙ (gP - Σ_j gP ⊙ P),
+    gQ = gS K·scale, gK = gSᵀ Q·scale, gM = gS (each summed over the batch dims it broadcast on).
+
+    Hand-written for speed (see the module docstring). ``mask`` is None, a bool array (True =
+    take part) or a float array (added); a row whose keys are all masked gets P = 0, so a zero
+    output and zero gradients (as PyTorch's SDPA), not 0/0. With ``weights`` the forward also
+    returns W (MultiheadAttention's need_weights).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, scale: float, dropout_p: float, weights: bool):
+        xp = ctx.xp
+        q_scaled = q * q.dtype.type(scale)  # (..., L, E): cheaper than scaling the L×S scores
+        scores = q_scaled @ k.swapaxes(-1, -2)  # (..., L, S), a fresh buffer the softmax reuses
+        if mask is not None and mask.dtype == bool:
+            xp.copyto(scores, -xp.inf, where=~mask)
+        elif mask is not None:
+            scores += mask
+        probs = _softmax_in_place(xp, scores)
+        keep = None
+        if dropout_p > 0:
+            keep = dropout_mask_reference(random.generator_for(xp), probs.shape, dropout_p,
+                                          probs.dtype)  # (..., L, S), 0 or 1/(1-p)
+        attended = probs if keep is None else probs * keep
+        ctx.save_for_backward(q_scaled, k, v, probs, keep)
+        ctx.scale, ctx.mask_meta = scale, meta(mask)
+        ctx.input_metas = meta(q), meta(k), meta(v)
+        output = _matmul_like(xp, attended, v, q)  # (..., L, Ev)
+        return (output, attended) if weights else output
+
+    @staticmethod
+    def backward(ctx, gy, g_weights=None):
+        q_scaled, k, v, probs, keep = ctx.saved_tensors
+        xp, needs = ctx.xp, ctx.needs_input_grad
+        attended = probs if keep is None else probs * keep
+        gv = _matmul_like(xp, attended.swapaxes(-1, -2), gy, v)  # (..., S, Ev)
+        gs = gy @ v.swapaxes(-1, -2)  # (..., L, S) gW, then gP, then gS in place
+        if g_weights is not None:
+            gs += g_weights
+        if keep is not None:
+            gs *= keep
+        gs -= xp.einsum("...ij,...ij->...i", gs, probs)[..., None]  # (..., L, 1) Σ_j gP ⊙ P
+        gs *= probs
+        gq = _matmul_like(xp, gs, k, q_scaled)  # (..., L, E); q_scaled is laid out as q
+        gq *= gq.dtype.type(ctx.scale)
+        gk = _matmul_like(xp, gs.swapaxes(-1, -2), q_scaled, k)  # (..., S, E)
+        q_meta, k_meta, v_meta = ctx.input_metas
+        return (reduce_like(xp, gq, q_meta) if needs[0] else None,
+                reduce_like(xp, gk, k_meta) if needs[1] else None,
+                reduce_like(xp, gv, v_meta) if needs[2] else None,
+                reduce_like(xp, gs, ctx.mask_meta) if needs[3] else None)
+
+
+def _matmul_like(xp, a, b, like):
+    """a @ b, stored in the memory order of ``like`` when it has the product's shape.
+
+    MultiheadAttention's heads are permuted views of (N, L, H·D) projections: a gradient (or output)
+    laid out the same way permutes and reshapes back to (N, L, H·D) as a view instead of a copy.
+    """
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    return xp.matmul(a, b, out=xp.empty_like(like) if like.shape == shape else None)
+
+
+def _softmax_in_place(xp, scores):
+    """softmax over the last dim, overwriting ``scores``; an all -inf row gives zeros, not 0/0."""
+    peak = scores.max(axis=-1, keepdims=True)  # (..., L, 1)
+    xp.copyto(peak, 0, where=xp.isneginf(peak))  # a dead row: exp(-inf - 0) = 0 everywhere
+    scores -= peak
+    xp.exp(scores, out=scores)
+    # (..., L, 1), >= 1 unless the row is dead; a GEMV, as NumPy's sum over a short last axis is
+    # several times slower
+    total = scores @ xp.ones((scores.shape[-1], 1), dtype=scores.dtype)
+    xp.copyto(total, 1, where=total == 0)
+    scores *= xp.reciprocal(total)
+    return scores
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
@@ -52,33 +135,16 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         xp = backend.get_array_module(query.data)
         attn_mask = xp.tril(xp.ones((query.shape[-2], key.shape[-2]), dtype=bool))  # (L, S)
-    weights = _attention_weights(query, key, attn_mask, scale)
-    if dropout_p > 0:
-        weights = dropout(weights, dropout_p)
-    return matmul(weights, value)  # (..., L, Ev)
+    return _attend(query, key, value, attn_mask, scale, dropout_p)[0]
 
 
-def _attention_weights(query: Tensor, key: Tensor, mask=None, scale=None) -> Tensor:
-    """softmax(Q Kᵀ · scale + M) over the keys: (..., L, E), (..., S, E) -> (..., L, S).
-
-    ``mask`` is None, a bool array or Tensor (True = take part) or a float Tensor/array (added).
-    Rows with every key masked give zero weights (their softmax would be 0/0).
-    """
+def _attend(query: Tensor, key: Tensor, value: Tensor, mask, scale, dropout_p: float,
+            weights: bool = False) -> tuple:
+    """(output, weights or None) from the fused Function, with the default scale 1 / sqrt(E)."""
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = matmul(query * scale, key.mT)  # (..., L, S); scaling Q is cheaper than scaling L×S
-    if mask is None:
-        return softmax(scores, -1)
-    mask_data = mask.data if isinstance(mask, Tensor) else mask
-    if mask_data.dtype == bool:
-        scores = where(mask_data, scores, -math.inf)
-    else:
-        scores = scores + (mask if isinstance(mask, Tensor) else Tensor(mask_data))
-    xp = backend.get_array_module(scores.data)
-    dead = xp.isneginf(scores.data).all(axis=-1, keepdims=True)  # (..., L, 1) fully masked rows
-    if not dead.any():
-        return softmax(scores, -1)
-    # softmax of a finite row, then zeros: the gradient stays finite (0/0 would leak NaN into it)
-    return where(dead, 0.0, softmax(where(dead, 0.0, scores), -1))
+    result = ScaledDotProductAttention.apply(query, key, value, mask, scale=scale,
+                                             dropout_p=dropout_p, weights=weights)
+    return result if weights else (result, None)
 
 
 def _check_operands(query, key, value, attn_mask, is_causal, enable_gqa) -> None:
@@ -104,7 +170,8 @@ def _check_operands(query, key, value, attn_mask, is_causal, enable_gqa) -> None
     if mask.dtype != bool and mask.dtype != query.dtype:
         raise TypeError(f"{op}: expected attn_mask of dtype bool or {query.dtype} (the query's), "
                         f"got {mask.dtype}")
-    batch = np.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+    key_batch = key.shape[:-3] + query.shape[-3:-2] if enable_gqa else key.shape[:-2]  # heads Hq
+    batch = np.broadcast_shapes(query.shape[:-2], key_batch)
     scores = batch + (query.shape[-2], key.shape[-2])
     try:
         fits = np.broadcast_shapes(mask.shape, scores) == scores
@@ -172,8 +239,8 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         q, k, v = _project_packed(query, key, value, in_proj_weight, in_proj_bias)
     q, k, v = (_split_heads(x, num_heads, batch_first) for x in (q, k, v))  # (N, H, L|S, D)
     mask = _merge_masks(attn_mask, key_padding_mask, q.shape, k.shape[-2], query.dtype)
-    weights = dropout(_attention_weights(q, k, mask), dropout_p, training)  # (N, H, L, S)
-    attended = matmul(weights, v)  # (N, H, L, D)
+    attended, weights = _attend(q, k, v, mask, None, dropout_p if training else 0.0,
+                                need_weights)  # (N, H, L, D), (N, H, L, S) or None
     output = _merge_heads(attended, batch_first)  # (L, N, E) or (N, L, E)
     output = _project(output, out_proj_weight, out_proj_bias)
     if not batched:
@@ -228,9 +295,10 @@ def _split_heads(x: Tensor, num_heads: int, batch_first: bool) -> Tensor:
 
 def _merge_heads(x: Tensor, batch_first: bool) -> Tensor:
     """(N, H, T, D) -> (N, T, H·D) with batch_first, else (T, N, H·D)."""
-    N, H, T, D = x.shape
+    H, D = x.shape[1], x.shape[3]
     ordered = permute(x, (0, 2, 1, 3) if batch_first else (2, 0, 1, 3))  # (N|T, T|N, H, D)
-    return reshape(ordered, ordered.shape[:2] + (H * D,))  # a copy: heads become contiguous
+    # a view when x is laid out as the query's projection (the fused Function's output is)
+    return reshape(ordered, ordered.shape[:2] + (H * D,))  # (N|T, T|N, H·D)
 
 
 def _merge_masks(attn_mask, key_padding_mask, heads_shape, S: int, dtype):
