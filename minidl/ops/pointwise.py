@@ -107,16 +107,18 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0);  gx = gy where x > 0, else 0."""
+    """y = max(x, 0);  gx = gy where y > 0, else 0 (y > 0 exactly where x > 0)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.positive = x > 0
-        return ctx.xp.maximum(x, 0)
+        y = ctx.xp.maximum(x, 0)
+        ctx.save_for_backward(y)  # the output, as PyTorch: no mask pass in the forward
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * ctx.positive
+        (y,) = ctx.saved_tensors
+        return gy * (y > 0)
 
 
 class LeakyReLU(Function):
