@@ -171,20 +171,23 @@ def _sigmoid_scalar(x):
 
 @njit(cache=True, error_model="numpy")
 def _lstm_forward_loop(xw, hw, c, h_out, c_out, gates_out):
+    # Every gate block a view indexed from 0: LLVM left a loop over range(2 * H, 3 * H) scalar
+    # (measured 4x slower than range(H) over the view); one pass keeps each gate in a register.
     B, H = c.shape
     for b in range(B):
         x, w, a = xw[b], hw[b], gates_out[b]  # (4H,) each
-        for k in range(2 * H):
-            a[k] = _sigmoid_scalar(x[k] + w[k])
-        for k in range(2 * H, 3 * H):
-            a[k] = _tanh_scalar(x[k] + w[k])
-        for k in range(3 * H, 4 * H):
-            a[k] = _sigmoid_scalar(x[k] + w[k])
+        xi, xf, xg, xo = x[:H], x[H:2 * H], x[2 * H:3 * H], x[3 * H:]  # (H,) each
+        wi, wf, wg, wo = w[:H], w[H:2 * H], w[2 * H:3 * H], w[3 * H:]
         i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        c_prev, c_new, h_new = c[b], c_out[b], h_out[b]  # (H,) each
+        c_prev, c_new, h_new = c[b], c_out[b], h_out[b]
         for j in range(H):
-            c_new[j] = f[j] * c_prev[j] + i[j] * g[j]
-            h_new[j] = o[j] * _tanh_scalar(c_new[j])
+            i_j = _sigmoid_scalar(xi[j] + wi[j])
+            f_j = _sigmoid_scalar(xf[j] + wf[j])
+            g_j = _tanh_scalar(xg[j] + wg[j])
+            o_j = _sigmoid_scalar(xo[j] + wo[j])
+            c_j = f_j * c_prev[j] + i_j * g_j
+            i[j], f[j], g[j], o[j], c_new[j] = i_j, f_j, g_j, o_j, c_j
+            h_new[j] = o_j * _tanh_scalar(c_j)
 
 
 @njit(cache=True, error_model="numpy")

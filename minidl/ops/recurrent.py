@@ -79,6 +79,7 @@ class RNNLayer(Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False):
         xp = ctx.xp
+        x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, _bias_sum(b_ih, b_hh), reverse)  # (T, B, H)
         T, B, H = xw.shape
         hs = _states(xp, h0, (T + 1, B, H), xw.dtype)
@@ -97,17 +98,18 @@ class RNNLayer(Function):
     @staticmethod
     def backward(ctx, gy, gh_n):
         x, w_ih, w_hh, hs = ctx.saved_tensors
-        gy = _steps(ctx.xp.ascontiguousarray(gy), ctx.reverse)  # (T, B, H) in step order
-        g_pre = ctx.xp.empty_like(gy)
-        gh = gh_n
+        xp = ctx.xp
+        gy = _steps(gy, ctx.reverse)  # (T, B, H) in step order
+        g_pre = xp.empty_like(hs[1:])  # (T, B, H)
+        gh = gh_n.copy()
         for s in reversed(range(len(gy))):
-            gh = gh + gy[s]
+            gh += gy[s]
             h = hs[s + 1]
             if ctx.nonlinearity == "tanh":
-                ctx.xp.multiply(gh, 1 - h * h, out=g_pre[s])
+                xp.multiply(gh, 1 - h * h, out=g_pre[s])
             else:
-                ctx.xp.multiply(gh, h > 0, out=g_pre[s])
-            gh = g_pre[s] @ w_hh  # (B, H)
+                xp.multiply(gh, h > 0, out=g_pre[s])
+            xp.matmul(g_pre[s], w_hh, out=gh)  # (B, H)
         gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(ctx, x, w_ih, hs, g_pre, g_pre)
         return gx, gh if ctx.needs_input_grad[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
 
@@ -122,6 +124,7 @@ class LSTMLayer(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         xp = ctx.xp
+        x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, _bias_sum(b_ih, b_hh), reverse)  # (T, B, 4H)
         T, B, G = xw.shape
         hs = _states(xp, h0, (T + 1, B, G // 4), xw.dtype)
@@ -139,16 +142,16 @@ class LSTMLayer(Function):
     def backward(ctx, gy, gh_n, gc_n):
         x, w_ih, w_hh, hs, cs, gates = ctx.saved_tensors
         xp = ctx.xp
-        gy = _steps(xp.ascontiguousarray(gy), ctx.reverse)  # (T, B, H) in step order
+        gy = _steps(gy, ctx.reverse)  # (T, B, H) in step order
         g_pre = xp.empty_like(gates)  # (T, B, 4H)
-        gh = gh_n
+        gh = gh_n.copy()
         # two buffers in turn: an output that aliases an input would stop LLVM vectorising
         gc, gc_next = gc_n.copy(), xp.empty_like(gc_n)
         for s in reversed(range(len(gy))):
-            gh = gh + gy[s]
+            gh += gy[s]
             lstm_cell_backward(gates[s], cs[s], cs[s + 1], gh, gc, g_pre[s], gc_next)
             gc, gc_next = gc_next, gc
-            gh = g_pre[s] @ w_hh  # (B, H)
+            xp.matmul(g_pre[s], w_hh, out=gh)  # (B, H)
         gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(ctx, x, w_ih, hs, g_pre, g_pre)
         needs_h0, needs_c0 = ctx.needs_input_grad[1:3]
         return gx, gh if needs_h0 else None, gc if needs_c0 else None, gw_ih, gw_hh, gb_ih, gb_hh
@@ -166,6 +169,7 @@ class GRULayer(Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         xp = ctx.xp
+        x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, b_ih, reverse)  # (T, B, 3H)
         T, B, G = xw.shape
         hs = _states(xp, h0, (T + 1, B, G // 3), xw.dtype)
@@ -184,14 +188,14 @@ class GRULayer(Function):
     def backward(ctx, gy, gh_n):
         x, w_ih, w_hh, hs, hws, gates = ctx.saved_tensors
         xp = ctx.xp
-        gy = _steps(xp.ascontiguousarray(gy), ctx.reverse)  # (T, B, H) in step order
+        gy = _steps(gy, ctx.reverse)  # (T, B, H) in step order
         g_xw, g_hw = xp.empty_like(gates), xp.empty_like(gates)  # (T, B, 3H) each
         gh_skip = xp.empty_like(gh_n)  # the part of gh that bypasses W_hh: gh' z
-        gh = gh_n
+        gh = gh_n.copy()
         for s in reversed(range(len(gy))):
-            gh = gh + gy[s]
+            gh += gy[s]
             gru_cell_backward(gates[s], hws[s], hs[s], gh, g_xw[s], g_hw[s], gh_skip)
-            gh = g_hw[s] @ w_hh  # (B, H)
+            xp.matmul(g_hw[s], w_hh, out=gh)  # (B, H)
             gh += gh_skip
         gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(ctx, x, w_ih, hs, g_xw, g_hw)
         return gx, gh if ctx.needs_input_grad[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
