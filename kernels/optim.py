@@ -12,9 +12,10 @@ bits (tests/test_kernels_optim.py checks it). Weight decay and ``maximize`` stay
 they change g before this update.
 
 Measured at (784, 100) float32 (the MLP's weight): the array code 0.18 ms; the serial Numba loop
-0.32-0.42 ms (not vectorised); in parallel 0.11 ms (a branch for AMSGrad in the loop made it
-0.32 ms, so there is none), and 0.21 ms against the array code's 0.36 ms right after a matmul. So the loop runs in parallel, and serially
-below ``PARALLEL_MIN_SIZE`` elements (biases), where starting threads costs more than the loop.
+0.32-0.42 ms (not vectorised); the parallel loop 0.11 ms when compiled without ``cache=True`` but
+0.42-0.52 ms with it (numba/numba#8085: cached parallel code can be much slower), and a kernel
+without the cache would pay its JIT in every process. So on CPU the update runs the array code
+(as dropout's mask does); the Numba loop stays, tested against it, for when that changes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ PARALLEL_MIN_SIZE = 1 << 14
 def adam_update(p, g, m, v, v_max, *, lr, beta1, beta2, eps, step, work):
     """Update ``p``, ``m``, ``v`` (and ``v_max`` unless None) in place; ``work`` is scratch like p."""
     constants = _constants(p.dtype, lr, beta1, beta2, eps, step)
-    pick(p, adam_update_reference, adam_update_numba, adam_update_cupy)(
+    pick(p, adam_update_reference, adam_update_reference, adam_update_cupy)(
         p, g, m, v, v_max, constants, work
     )
 
