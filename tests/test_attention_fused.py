@@ -14,7 +14,7 @@ from test_attention import check_function_parity, random_mask
 import minidl
 from minidl import ops
 from minidl.nn.attention import MultiheadAttention
-from minidl.ops.attention import _attend, scaled_dot_product_attention
+from minidl.ops.attention import attend, scaled_dot_product_attention
 
 
 def composed(q, k, v, mask=None, scale=None, dropout_p=0.0):
@@ -65,7 +65,7 @@ def test_fused_matches_composed_and_gradchecks(batch, broadcast, L, S, E, Ev, ma
         return attention(q, k, v, m[0] if m else None, 0.7, dropout_p)
 
     def fused(*args):
-        return _attend(*args, weights=True)
+        return attend(*args, weights=True)
 
     tensors = [minidl.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
     assert minidl.gradcheck(lambda *ts: run(fused, *ts), tensors)

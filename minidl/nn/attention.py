@@ -7,7 +7,7 @@ from minidl.nn.checks import check_input
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
-from minidl.ops.attention import multi_head_attention_forward
+from minidl.ops.multihead_attention import multi_head_attention_forward
 
 
 class MultiheadAttention(Module):

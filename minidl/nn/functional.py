@@ -1,7 +1,8 @@
 """The functional form of every layer and loss (``import minidl.nn.functional as F``)."""
 from minidl.ops import (gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus,  # noqa: F401
                         tanh)
-from minidl.ops.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
+from minidl.ops.attention import scaled_dot_product_attention  # noqa: F401
+from minidl.ops.multihead_attention import multi_head_attention_forward  # noqa: F401
 from minidl.ops.conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,  # noqa: F401
                              conv_transpose3d)
 from minidl.ops.dropout import dropout  # noqa: F401
