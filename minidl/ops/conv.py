@@ -38,17 +38,6 @@ def _batch_major(xp, a, N: int, spatial: tuple, bias=None):
     return out.reshape(N, C, *spatial)  # (N, C, *spatial)
 
 
-def _group_matmul(a, b):
-    """a[g] @ b[g] for every group g: (G, M, K) @ (G, K, N) -> (G, M, N).
-
-    One group (the usual case) runs as a plain 2-D GEMM: NumPy's stacked matmul with a transposed
-    operand (``gW = gy @ colᵀ``) measured 2x slower than the same product in 2-D.
-    """
-    if a.shape[0] == 1:
-        return (a[0] @ b[0])[None]  # (1, M, N)
-    return a @ b
-
-
 def _bias_grad(gy):
     return gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))  # (O,)
 
@@ -66,7 +55,7 @@ class ConvNd(Function):
         col = im2col(x, K, stride, padding, dilation, output_size)  # (C, *K, N, *out)
         col = col.reshape(groups, weight[0].size, N * L)  # (G, C/G·prod(K), N·L)
         w = weight.reshape(groups, O // groups, -1)  # (G, O/G, C/G·prod(K))
-        y = _batch_major(ctx.xp, _group_matmul(w, col), N, output_size, bias)  # (G, O/G, N·L) -> (N, O, *out)
+        y = _batch_major(ctx.xp, w @ col, N, output_size, bias)  # (G, O/G, N·L) -> (N, O, *out)
         ctx.save_for_backward(col, weight)
         ctx.geometry = (x.shape, stride, padding, dilation)
         return y
@@ -80,11 +69,11 @@ class ConvNd(Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             w = weight.reshape(G, O // G, -1)  # (G, O/G, C/G·prod(K))
-            gcol = _group_matmul(w.swapaxes(1, 2), gy2)  # (G, C/G·prod(K), N·L)
+            gcol = w.swapaxes(1, 2) @ gy2  # (G, C/G·prod(K), N·L)
             gcol = gcol.reshape(shape[1], *weight.shape[2:], shape[0], *gy.shape[2:])  # (C,*K,N,*o)
             gx = col2im(gcol, shape[2:], stride, padding, dilation)  # (N, C, *size)
         if ctx.needs_input_grad[1]:
-            gw = _group_matmul(gy2, col.swapaxes(1, 2))  # (G, O/G, C/G·prod(K))
+            gw = gy2 @ col.swapaxes(1, 2)  # (G, O/G, C/G·prod(K))
             gw = gw.reshape(weight.shape)  # (O, C/G, *K)
         if ctx.needs_input_grad[2]:
             gb = _bias_grad(gy)
@@ -104,7 +93,7 @@ class ConvTransposeNd(Function):
         out_channels = weight.shape[1] * groups
         x2 = _channels_major(ctx.xp, x, groups)  # (G, C/G, N·L)
         w = weight.reshape(groups, C // groups, -1)  # (G, C/G, O/G·prod(K))
-        col = _group_matmul(w.swapaxes(1, 2), x2)  # (G, O/G·prod(K), N·L)
+        col = w.swapaxes(1, 2) @ x2  # (G, O/G·prod(K), N·L)
         col = col.reshape(out_channels, *weight.shape[2:], N, *size)  # (O, *K, N, *in)
         y = col2im(col, output_size, stride, padding, dilation)  # (N, O, *out)
         if bias is not None:
@@ -125,10 +114,10 @@ class ConvTransposeNd(Function):
             gcol = gcol.reshape(G, weight[0].size, x2.shape[2])  # (G, O/G·prod(K), N·L)
             if ctx.needs_input_grad[0]:
                 w = weight.reshape(G, CG, -1)  # (G, C/G, O/G·prod(K))
-                gx = _group_matmul(w, gcol)  # (G, C/G, N·L)
+                gx = w @ gcol  # (G, C/G, N·L)
                 gx = _batch_major(ctx.xp, gx, shape[0], shape[2:])  # (N, C, *in)
             if ctx.needs_input_grad[1]:
-                gw = _group_matmul(x2, gcol.swapaxes(1, 2))  # (G, C/G, O/G·prod(K))
+                gw = x2 @ gcol.swapaxes(1, 2)  # (G, C/G, O/G·prod(K))
                 gw = gw.reshape(weight.shape)  # (C, O/G, *K)
         if ctx.needs_input_grad[2]:
             gb = _bias_grad(gy)
