@@ -223,7 +223,6 @@ BASELINES = {
 NOTES = {
     "im2col": "auto uses the reference (its strided copies beat the Numba loop)",
     "dropout_mask": "same stream as NumPy; serial draws, no faster: the op uses the reference",
-    "adam_update": "auto uses the reference (the cached parallel Numba loop is slower)",
     "gelu_fwd": "reference = math.erf per element (np.vectorize)",
     "gelu_bwd": "reference = math.erf per element (np.vectorize)",
 }
