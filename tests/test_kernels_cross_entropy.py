@@ -101,3 +101,20 @@ def test_cuda_sources_compile_for_float64(name, tmp_path):
                              "-o", str(tmp_path / "out.ptx")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert name in (tmp_path / "out.ptx").read_text()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_nonpositive_is_within_one_ulp(dtype, parallel):
+    rng = np.random.default_rng(0)
+    cutoff = {np.float32: -86.0, np.float64: -707.0}[dtype]
+    y = np.concatenate([-rng.exponential(5.0, 5000), rng.uniform(cutoff, 0, 5000),
+                        [0.0, -0.0, cutoff, cutoff - 1, -np.inf, np.nan]]).astype(dtype)
+    out = np.empty_like(y)
+    ce.exp_nonpositive(y, out, parallel)
+    exact = np.exp(y.astype(np.longdouble))
+    normal = y >= cutoff
+    ulps = np.abs(out[normal] - exact[normal]) / (exact[normal] * np.finfo(dtype).eps)
+    assert ulps.max() <= 1.0
+    assert (out[y < cutoff] == 0).all()  # below the cutoff (and -inf): 0
+    assert np.isnan(out[-1])
