@@ -180,22 +180,30 @@ def _im2col_loop(x, col, stride, padding, dilation):
 
 @njit(cache=True, parallel=True)
 def _col2im_loop(col, padded, stride, dilation):
-    # parallel over channels: a task adds into its own channel of every image, so no races; the
-    # padded target makes the inner loop a plain strided add
-    C, KD, KH, KW, _, OD, OH, OW = col.shape
+    # parallel over channels: a task adds into its own channel of every image, so no races. Per
+    # image, all kernel offsets add into one padded plane while it sits in L1; the padded target
+    # needs no bounds checks, and unit stride along W makes the inner loop a contiguous add
+    C, KD, KH, KW, N, OD, OH, OW = col.shape
     SD, SH, SW = stride
     DD, DH, DW = dilation
     for c in prange(C):
-        for kd in range(KD):
-            for kh in range(KH):
-                for kw in range(KW):
-                    for n in range(col.shape[4]):
+        for n in range(N):
+            plane = padded[n, c]  # (Dp, Hp, Wp)
+            for kd in range(KD):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        source = col[c, kd, kh, kw, n]  # (OD, OH, OW)
                         for od in range(OD):
                             for oh in range(OH):
-                                source = col[c, kd, kh, kw, n, od, oh]  # (OW,)
-                                target = padded[n, c, od * SD + kd * DD, oh * SH + kh * DH]
-                                for ow in range(OW):
-                                    target[ow * SW + kw * DW] += source[ow]
+                                target = plane[od * SD + kd * DD, oh * SH + kh * DH]  # (Wp,)
+                                row = source[od, oh]  # (OW,)
+                                if SW == 1:
+                                    start = kw * DW
+                                    for ow in range(OW):
+                                        target[start + ow] += row[ow]
+                                else:
+                                    for ow in range(OW):
+                                        target[ow * SW + kw * DW] += row[ow]
 
 
 # ----- CuPy (GPU) ---------------------------------------------------------------------------------
