@@ -62,10 +62,23 @@ def matmul_slowdown_after_kernel(**environment) -> tuple[str, float]:
     return layer, float(ratio)
 
 
+def slowdowns(passes, attempts: int = 3, **environment) -> tuple[str, list]:
+    """Up to ``attempts`` measurements, stopping at the first for which ``passes(ratio)``: a
+    timing on a shared machine can be thrown off once by a neighbour; three times in a row it is
+    the code."""
+    ratios = []
+    for _ in range(attempts):
+        layer, ratio = matmul_slowdown_after_kernel(**environment)
+        ratios.append(ratio)
+        if passes(ratio):
+            break
+    return layer, ratios
+
+
 def test_a_kernel_call_does_not_slow_the_following_matmul():
-    layer, ratio = matmul_slowdown_after_kernel()
+    layer, ratios = slowdowns(lambda ratio: ratio < 3)
     assert layer == "workqueue"
-    assert ratio < 3, f"a matmul right after a parallel kernel took {ratio:.1f}x its time alone"
+    assert ratios[-1] < 3, f"a matmul right after a parallel kernel took {ratios}x its time alone"
 
 
 def test_the_slowdown_check_detects_spinning_openmp_threads():
@@ -74,11 +87,11 @@ def test_the_slowdown_check_detects_spinning_openmp_threads():
     Measured here: 0.4 ms alone, 27 ms after the kernel (2 cores).
     """
     try:
-        layer, ratio = matmul_slowdown_after_kernel(NUMBA_THREADING_LAYER="omp",
-                                                    OMP_WAIT_POLICY="active")
+        layer, ratios = slowdowns(lambda ratio: ratio > 3, NUMBA_THREADING_LAYER="omp",
+                                  OMP_WAIT_POLICY="active")
     except subprocess.CalledProcessError as error:
         pytest.skip(f"Numba's OpenMP layer is not available here: {error.stderr[-200:]}")
-    assert layer == "omp" and ratio > 3
+    assert layer == "omp" and ratios[-1] > 3, f"slowdowns with spinning threads: {ratios}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
