@@ -222,6 +222,8 @@ BASELINES = {
 }
 NOTES = {
     "im2col": "auto uses the reference (its strided copies beat the Numba loop)",
+    "avg_pool_fwd": "auto uses the reference (its strided adds beat the Numba loop)",
+    "avg_pool_bwd": "auto uses the reference (the Numba loop measured no faster)",
     "dropout_mask": "same stream as NumPy; serial draws, no faster: the op uses the reference",
     "gelu_fwd": "reference = math.erf per element (np.vectorize)",
     "gelu_bwd": "reference = math.erf per element (np.vectorize)",
