@@ -62,8 +62,9 @@ def test_wheel_installs_kernels_as_minidl_kernels_not_a_top_level_module(tmp_pat
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     # -S: no site-packages hooks, so the editable install of this checkout cannot answer the import
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), sysconfig.get_paths()["purelib"],
-                                                         sysconfig.get_paths()["platlib"]])}
+    inherited = {k: v for k, v in os.environ.items() if k != "MINIDL_KERNELS"}  # default mode
+    env = {**inherited, "PYTHONPATH": os.pathsep.join([str(target), sysconfig.get_paths()["purelib"],
+                                                       sysconfig.get_paths()["platlib"]])}
     check = ("import minidl, minidl.kernels.dispatch as d; "
              "assert minidl.__file__.startswith(%r), minidl.__file__; print(d.mode())" % str(target))
     result = subprocess.run([sys.executable, "-S", "-c", check], capture_output=True, text=True,
