@@ -223,16 +223,3 @@ def plot_confusion_matrix(path, matrix, class_names=None,
     axes.set_yticks(range(classes), names)
     axes.set(title=title, xlabel="predicted", ylabel="true")
     return save_figure(figure, path)
-
-
-def random_windows(data: np.ndarray, batch_size: int, length: int, rng: np.random.Generator):
-    """``batch_size`` random windows of the id array: inputs (B, T) and next-token targets."""
-    starts = rng.integers(0, len(data) - length - 1, size=batch_size)
-    windows = np.stack([data[s:s + length + 1] for s in starts])  # (B, T + 1)
-    return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T): the target is the input shifted by one
-
-
-def next_token_loss(logits, targets: np.ndarray, device):
-    """Mean cross-entropy of the next token over every position of a (B, T, V) batch of logits."""
-    flat = logits.reshape(-1, logits.shape[-1])  # (B·T, V)
-    return minidl.nn.functional.cross_entropy(flat, minidl.tensor(targets.reshape(-1), device=device))

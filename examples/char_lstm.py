@@ -19,15 +19,14 @@ a sample; writes ``loss.png`` (training and validation loss per epoch) and ``sam
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from _common import (Stopwatch, make_parser, next_token_loss, plot_losses, prepare,
-                     random_windows)
+from _common import make_parser, prepare
+from _language import (draw_next, fit_next_token_model, next_token_loss, report_next_token_model,
+                       shakespeare_splits)
 
 import minidl
 from minidl import nn
-from minidl.datasets import CharVocabulary, load_shakespeare
+from minidl.datasets import CharVocabulary
 from minidl.optim import AdamW
 from minidl.optim.lr_scheduler import CosineAnnealingLR
 
@@ -63,9 +62,7 @@ def sample(model, vocab: CharVocabulary, prompt: str, length: int, temperature: 
     with minidl.no_grad():
         logits, state = model(minidl.tensor(np.array([ids]), device=device))  # read the prompt
         for _ in range(length):
-            scores = logits.numpy()[0, -1] / temperature  # (V,) scores of the next character
-            probabilities = np.exp(scores - scores.max())
-            next_id = rng.choice(len(probabilities), p=probabilities / probabilities.sum())
+            next_id = draw_next(logits.numpy()[0, -1], temperature, rng)  # from (V,) scores
             ids.append(next_id)
             logits, state = model(minidl.tensor(np.array([[next_id]]), device=device), state)
     model.train()
@@ -84,56 +81,18 @@ def main(argv=None) -> dict:
     if args.quick:
         args.epochs, args.steps_per_epoch, args.hidden_size, args.chars = 2, 5, 64, 50_000
 
-    text = load_shakespeare(max_chars=args.chars)
-    vocab = CharVocabulary(text)
-    data = vocab.encode(text)  # (N,) int64 character ids
-    split = int(0.9 * len(data))
-    train, val = data[:split], data[split:]
-    print(f"Shakespeare: {len(train):,} training and {len(val):,} validation characters, "
-          f"{len(vocab)} distinct")
-
+    vocab, train, val = shakespeare_splits(args.chars)
     model = CharLSTM(len(vocab), 48, args.hidden_size, num_layers=1, dropout=0.2).to(args.device)
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     total_steps = args.epochs * args.steps_per_epoch
     scheduler = CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=args.lr / 20)
-    rng = np.random.default_rng(args.seed)
-    val_rng = np.random.default_rng(args.seed + 1)
-    val_batches = [random_windows(val, 64, args.length, val_rng)
-                   for _ in range(2 if args.quick else 8)]
-
-    losses, curves, clock = [], {"training": [], "validation": []}, Stopwatch()
-    for epoch in range(1, args.epochs + 1):
-        for _ in range(args.steps_per_epoch):
-            loss = sequence_loss(model, *random_windows(train, args.batch_size, args.length, rng),
-                                 args.device)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        model.eval()
-        with minidl.no_grad():
-            val_loss = float(np.mean([sequence_loss(model, x, y, args.device).item()
-                                      for x, y in val_batches]))
-        model.train()
-        curves["training"].append(float(np.mean(losses[-args.steps_per_epoch:])))
-        curves["validation"].append(val_loss)
-        print(f"epoch {epoch}: training loss {curves['training'][-1]:.3f}  validation loss "
-              f"{val_loss:.3f}  perplexity {math.exp(val_loss):.2f}  ({clock():.0f}s)")
-
+    rng = np.random.default_rng(args.seed)  # training windows, then the sample
+    losses, curves, clock = fit_next_token_model(model, sequence_loss, optimizer, scheduler, train,
+                                                 val, args.length, args, rng)
     text_out = sample(model, vocab, "ROMEO.\n", 60 if args.quick else 400, args.temperature, rng,
                       args.device)
-    print(f"--- sample (temperature {args.temperature}) ---\n{text_out}\n---")
-    val_loss = curves["validation"][-1]
-    print(f"validation loss {val_loss:.3f} nats/char, perplexity {math.exp(val_loss):.2f} "
-          f"(uniform guess: {len(vocab)}) after {total_steps} steps in {clock():.0f}s")
-    plot_losses(out / "loss.png", curves, title="character LSTM on Shakespeare",
-                xlabel=f"epoch ({args.steps_per_epoch} batches of {args.batch_size})")
-    (out / "sample.txt").write_text(text_out + "\n", encoding="utf-8")
-    print(f"wrote {out / 'loss.png'} and {out / 'sample.txt'}")
-    return {"losses": losses, "val_loss": val_loss, "perplexity": math.exp(val_loss),
-            "sample": text_out}
+    return report_next_token_model(out, args, "character LSTM on Shakespeare", len(vocab),
+                                   text_out, losses, curves, clock)
 
 
 if __name__ == "__main__":

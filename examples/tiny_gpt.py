@@ -20,15 +20,14 @@ writes ``loss.png`` (training and validation loss per epoch) and ``sample.txt`` 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from _common import (Stopwatch, make_parser, next_token_loss, plot_losses, prepare,
-                     random_windows)
+from _common import make_parser, prepare
+from _language import (draw_next, fit_next_token_model, next_token_loss, report_next_token_model,
+                       shakespeare_splits)
 
 import minidl
 from minidl import nn
-from minidl.datasets import CharVocabulary, load_shakespeare
+from minidl.datasets import CharVocabulary
 from minidl.nn.transformer import generate_square_subsequent_mask
 from minidl.optim import AdamW
 from minidl.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
@@ -76,9 +75,8 @@ def generate(model, vocab: CharVocabulary, prompt: str, length: int, temperature
     with minidl.no_grad():
         for _ in range(length):
             context = np.array([ids[-model.block_size:]])  # (1, T)
-            scores = model(minidl.tensor(context, device=device)).numpy()[0, -1] / temperature
-            probabilities = np.exp(scores - scores.max())  # (V,)
-            ids.append(rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
+            scores = model(minidl.tensor(context, device=device)).numpy()[0, -1]  # (V,)
+            ids.append(draw_next(scores, temperature, rng))
     model.train()
     return vocab.decode(ids)
 
@@ -97,14 +95,7 @@ def main(argv=None) -> dict:
         args.epochs, args.steps_per_epoch, args.d_model, args.layers = 2, 5, 32, 1
         args.block_size, args.chars = 32, 50_000
 
-    text = load_shakespeare(max_chars=args.chars)
-    vocab = CharVocabulary(text)
-    data = vocab.encode(text)  # (N,) int64 character ids
-    split = int(0.9 * len(data))
-    train, val = data[:split], data[split:]
-    print(f"Shakespeare: {len(train):,} training and {len(val):,} validation characters, "
-          f"{len(vocab)} distinct")
-
+    vocab, train, val = shakespeare_splits(args.chars)
     model = TinyGPT(len(vocab), args.block_size, args.d_model, num_layers=args.layers)
     model.to(args.device)
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
@@ -115,44 +106,13 @@ def main(argv=None) -> dict:
                                          CosineAnnealingLR(optimizer, T_max=total_steps - warmup,
                                                            eta_min=args.lr / 20)],
                              milestones=[warmup])
-    rng = np.random.default_rng(args.seed)
-    val_rng = np.random.default_rng(args.seed + 1)
-    val_batches = [random_windows(val, 64, args.block_size, val_rng)
-                   for _ in range(2 if args.quick else 8)]
-
-    losses, curves, clock = [], {"training": [], "validation": []}, Stopwatch()
-    for epoch in range(1, args.epochs + 1):
-        for _ in range(args.steps_per_epoch):
-            x, y = random_windows(train, args.batch_size, args.block_size, rng)
-            loss = sequence_loss(model, x, y, args.device)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        model.eval()
-        with minidl.no_grad():
-            val_loss = float(np.mean([sequence_loss(model, x, y, args.device).item()
-                                      for x, y in val_batches]))
-        model.train()
-        curves["training"].append(float(np.mean(losses[-args.steps_per_epoch:])))
-        curves["validation"].append(val_loss)
-        print(f"epoch {epoch}: training loss {curves['training'][-1]:.3f}  validation loss "
-              f"{val_loss:.3f}  perplexity {math.exp(val_loss):.2f}  ({clock():.0f}s)")
-
+    rng = np.random.default_rng(args.seed)  # training windows, then the sample
+    losses, curves, clock = fit_next_token_model(model, sequence_loss, optimizer, scheduler, train,
+                                                 val, args.block_size, args, rng)
     text_out = generate(model, vocab, "ROMEO.\n", 60 if args.quick else 400, args.temperature,
                         rng, args.device)
-    print(f"--- sample (temperature {args.temperature}) ---\n{text_out}\n---")
-    val_loss = curves["validation"][-1]
-    print(f"validation loss {val_loss:.3f} nats/char, perplexity {math.exp(val_loss):.2f} "
-          f"(uniform guess: {len(vocab)}) after {total_steps} steps in {clock():.0f}s")
-    plot_losses(out / "loss.png", curves, title="tiny GPT on Shakespeare",
-                xlabel=f"epoch ({args.steps_per_epoch} batches of {args.batch_size})")
-    (out / "sample.txt").write_text(text_out + "\n", encoding="utf-8")
-    print(f"wrote {out / 'loss.png'} and {out / 'sample.txt'}")
-    return {"losses": losses, "val_loss": val_loss, "perplexity": math.exp(val_loss),
-            "sample": text_out}
+    return report_next_token_model(out, args, "tiny GPT on Shakespeare", len(vocab), text_out,
+                                   losses, curves, clock)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 from _common import Stopwatch, make_parser, plot_losses, prepare
+from _language import shakespeare_splits, train_step
 
 import minidl
 from minidl import nn
-from minidl.datasets import CharVocabulary, load_shakespeare
 from minidl.optim import AdamW
 from minidl.optim.lr_scheduler import OneCycleLR
 
@@ -86,15 +86,10 @@ def main(argv=None) -> dict:
         args.epochs, args.steps_per_epoch, args.d_model, args.layers = 2, 5, 32, 1
         args.block_size, args.chars = 32, 50_000
 
-    text = load_shakespeare(max_chars=args.chars)
-    vocab = CharVocabulary(text)
-    data = vocab.encode(text)  # (N,) int64 character ids
-    split = int(0.9 * len(data))
-    train, val = data[:split], data[split:]
+    vocab, train, val = shakespeare_splits(args.chars)
     V = len(vocab)
     most_frequent = np.bincount(train, minlength=V).argmax()
-    print(f"Shakespeare: {len(train):,} training and {len(val):,} validation characters, {V} "
-          f"distinct; the most frequent is {vocab.decode([most_frequent])!r}")
+    print(f"the most frequent character is {vocab.decode([most_frequent])!r}")
 
     model = MaskedLM(V, args.block_size, args.d_model, num_layers=args.layers).to(args.device)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
@@ -117,12 +112,7 @@ def main(argv=None) -> dict:
         for _ in range(args.steps_per_epoch):
             x, y = masked_batch(train, args.batch_size, args.block_size, V, rng, args.mask_rate)
             loss = loss_fn(scores(x), minidl.tensor(y.reshape(-1), device=args.device))
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(train_step(model, optimizer, scheduler, loss))
         model.eval()
         val_losses, predictions = [], []
         with minidl.no_grad():

@@ -29,6 +29,13 @@ def check_batch_norm(x, weight, bias, eps=1e-5):
         assert a.dtype == x.dtype, name
 
 
+def affine_parameters(rng, features: int, affine: str, dtype) -> tuple:
+    """(weight, bias) for ``affine`` "both", (weight, None) for "weight", (None, None) for "none"."""
+    weight = rng.standard_normal(features).astype(dtype) if affine != "none" else None
+    bias = rng.standard_normal(features).astype(dtype) if affine == "both" else None
+    return weight, bias
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(
     shape=st.tuples(st.integers(1, 5), st.integers(1, 4), st.integers(1, 9)),
@@ -38,9 +45,7 @@ def check_batch_norm(x, weight, bias, eps=1e-5):
 def test_batch_norm_numba_matches_reference(dtype, shape, affine, seed):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
-    weight = rng.standard_normal(shape[1]).astype(dtype) if affine != "none" else None
-    bias = rng.standard_normal(shape[1]).astype(dtype) if affine == "both" else None
-    check_batch_norm(x, weight, bias)
+    check_batch_norm(x, *affine_parameters(rng, shape[1], affine, dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -85,9 +90,7 @@ def check_layer_norm(x, weight, bias, eps=1e-5):
 def test_layer_norm_numba_matches_reference(dtype, shape, affine, seed):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
-    weight = rng.standard_normal(shape[1]).astype(dtype) if affine != "none" else None
-    bias = rng.standard_normal(shape[1]).astype(dtype) if affine == "both" else None
-    check_layer_norm(x, weight, bias)
+    check_layer_norm(x, *affine_parameters(rng, shape[1], affine, dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
