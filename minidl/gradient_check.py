@@ -1,10 +1,12 @@
-"""``gradcheck``: compare autograd's gradients with central finite differences (as PyTorch's)."""
+"""``gradcheck`` and ``gradgradcheck``: autograd's first and second derivatives against central
+finite differences (as PyTorch's)."""
 from __future__ import annotations
 
 import numpy as np
 
 from minidl import backend
-from minidl.autograd import no_grad
+from minidl.autograd.engine import grad
+from minidl.autograd.grad_mode import enable_grad, no_grad
 from minidl.tensors import Tensor
 
 
@@ -23,13 +25,58 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     Returns True, or raises :class:`GradcheckError` naming the input, the worst element's index and
     both values.
     """
+    return _check(fn, inputs, eps, atol, rtol, seed, "gradcheck", lambda i: f"gradient of input {i}")
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, seed: int = 0) -> bool:
+    """Check the second derivatives of ``fn(*inputs)``, as ``torch.autograd.gradgradcheck``.
+
+    The first derivative is the vector-Jacobian product g(x, v) = vᵀ ∂fn/∂x, built by
+    ``autograd.grad(..., create_graph=True)``; it is then gradchecked as a function of both the
+    inputs and v (``grad_outputs``, random float64 by default). So every second derivative
+    ∂²(vᵀfn)/∂x∂x and the first derivative's dependence on v are compared with finite differences.
+
+    Raises :class:`GradcheckError` naming the input (or grad_output) and the worst element.
+    """
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    with enable_grad():
+        outputs = _differentiable_outputs(fn(*inputs))
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed + 1)
+        grad_outputs = [Tensor(backend.to_device(rng.standard_normal(o.shape), o.device), True)
+                        for o in outputs]
+    grad_outputs = tuple(grad_outputs) if isinstance(grad_outputs, (tuple, list)) else (grad_outputs,)
+    count = len(inputs)
+
+    def first_derivative(*args):
+        with enable_grad():
+            outputs = _differentiable_outputs(fn(*args[:count]))
+            wrt = [args[i] for i in checked]
+            return grad(outputs, wrt, args[count:], create_graph=True, materialize_grads=True)
+
+    def label(i):
+        return (f"second derivative wrt input {i}" if i < count
+                else f"first derivative's dependence on grad_output {i - count}")
+
+    return _check(first_derivative, inputs + grad_outputs, eps, atol, rtol, seed, "gradgradcheck",
+                  label)
+
+
+def _differentiable_outputs(outputs) -> list:
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    return [o for o in outputs if isinstance(o, Tensor) and o.requires_grad]
+
+
+def _check(fn, inputs, eps, atol, rtol, seed, op: str, label) -> bool:
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
-        raise ValueError("gradcheck: no input requires grad")
+        raise ValueError(f"{op}: no input requires grad")
     for i in checked:
         if inputs[i].dtype != np.float64:
-            raise ValueError(f"gradcheck: input {i} has dtype {inputs[i].dtype}; finite differences "
+            raise ValueError(f"{op}: input {i} has dtype {inputs[i].dtype}; finite differences "
                              "need float64 (use .double())")
     rng = np.random.default_rng(seed)
     weights = None
@@ -52,7 +99,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         inputs[i].grad = None
     loss = contracted_loss()
     if not loss.requires_grad:
-        raise GradcheckError("gradcheck: the output does not depend on any input that requires grad")
+        raise GradcheckError(f"{op}: the output does not depend on any input that requires grad")
     loss.backward()
     for i in checked:
         x = inputs[i]
@@ -62,7 +109,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         if error.size and error.max() > 0:
             worst = np.unravel_index(int(error.argmax()), error.shape)
             raise GradcheckError(
-                f"gradcheck: gradient of input {i} (shape {tuple(x.shape)}) is wrong at index "
+                f"{op}: {label(i)} (shape {tuple(x.shape)}) is wrong at index "
                 f"{tuple(int(k) for k in worst)}: analytic {analytic[worst]:.8g}, numeric "
                 f"{numeric[worst]:.8g} (atol={atol}, rtol={rtol})")
     return True

@@ -185,11 +185,16 @@ class Tensor:
         return self.to(other.dtype)
 
     # ----- autograd ---------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on."""
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs=None) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
+
+        ``create_graph=True`` records the backward too, so the ``.grad`` can be differentiated
+        again; ``retain_graph`` defaults to it; ``inputs`` limits which tensors accumulate.
+        """
         from minidl.autograd import backward  # autograd imports Tensor; import at call time
 
-        backward(self, gradient, retain_graph)
+        backward(self, gradient, retain_graph, create_graph, inputs)
 
     def register_hook(self, hook) -> _HookHandle:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""

@@ -12,7 +12,7 @@ TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-7,
 
 def to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        return value.detach().cpu().numpy(force=True)  # force: torch's lazy zero tensors too
     if isinstance(value, minidl.Tensor):
         return value.numpy()
     return np.asarray(value)
@@ -84,3 +84,32 @@ def gradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool
     params = [p for p in module.parameters() if p.requires_grad]
     count = len(tensors)
     return minidl.gradcheck(lambda *args: call(module, *args[:count]), tensors + params, **tolerances)
+
+
+def _engine_hvp(m, fn, arrays, dtype):
+    """First gradients and Hessian-vector products of one engine (``m``), None without outputs."""
+    rng = np.random.default_rng(1)
+    inputs = [m.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+    outputs = [o for o in flatten_outputs(fn(m, *inputs)) if o.requires_grad]
+    if not outputs:
+        return None
+    loss = sum((o * m.tensor(rng.standard_normal(tuple(o.shape)).astype(dtype))).sum() for o in outputs)
+    grads = m.autograd.grad(loss, inputs, create_graph=True, allow_unused=True)
+    terms = [(g * m.tensor(rng.standard_normal(tuple(x.shape)).astype(dtype))).sum()
+             for g, x in zip(grads, inputs) if g is not None and g.requires_grad]
+    if not terms:  # every gradient is constant: the second derivatives are all zero
+        return grads, [None] * len(inputs)
+    return grads, m.autograd.grad(sum(terms), inputs, allow_unused=True)
+
+
+def assert_hvp_matches_torch(fn, arrays, what: str, dtype=np.float64) -> None:
+    """``fn(m, *tensors)`` written once for both engines: first grads and HVPs (create_graph) match."""
+    ours, theirs = _engine_hvp(minidl, fn, arrays, dtype), _engine_hvp(torch, fn, arrays, dtype)
+    assert (ours is None) == (theirs is None), f"{what}: differentiable outputs differ"
+    if ours is None:
+        return
+    for order, (a_list, b_list) in enumerate(zip(ours, theirs), start=1):
+        for index, (a, b) in enumerate(zip(a_list, b_list)):
+            a = np.zeros(arrays[index].shape) if a is None else to_numpy(a)
+            b = np.zeros(arrays[index].shape) if b is None else to_numpy(b)
+            assert_close(a, b, dtype, f"{what}: order-{order} gradient of input {index}")

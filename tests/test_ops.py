@@ -5,7 +5,7 @@ The cases come from tests/op_specs.py; a coverage test fails when a public op ha
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close
+from helpers import assert_close, assert_hvp_matches_torch
 from hypothesis import given
 from hypothesis import strategies as st
 from op_specs import SPECS, draw_case
@@ -55,6 +55,23 @@ def test_matches_torch(spec, dtype, data):
             assert a.grad is None or not np.any(a.grad.numpy()), f"{spec.name}: input {index} got a gradient"
             continue
         assert_close(a.grad, b.grad, dtype, f"{spec.name} grad of input {index}")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+@given(data=st.data())
+def test_gradgradcheck(spec, device, data):
+    arrays, params = draw_case(spec, data.draw)
+    inputs = [minidl.tensor(a, requires_grad=True, device=device) for a in arrays]
+    assert minidl.autograd.gradgradcheck(lambda *xs: spec.fn(minidl, *xs, **params), inputs,
+                                         **spec.gradcheck)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+@given(data=st.data())
+def test_second_derivatives_match_torch(spec, data):
+    """Hessian-vector products through create_graph: uᵀ ∂²(Σ wᵢ·outᵢ)/∂x² in both engines."""
+    arrays, params = draw_case(spec, data.draw)
+    assert_hvp_matches_torch(lambda m, *xs: spec.fn(m, *xs, **params), arrays, spec.name)
 
 
 def test_every_differentiable_op_has_a_spec():

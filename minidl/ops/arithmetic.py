@@ -88,7 +88,7 @@ class Pow(Function):
             gx = reduce_like(xp, gz * y * x ** (y - 1), meta(x))
         if ctx.needs_input_grad[1]:
             with quiet(xp):
-                log_x = xp.where((x == 0) & (y >= 0), 0, xp.log(x))
+                log_x = xp.where(xp.logical_and(x == 0, y >= 0), 0, xp.log(x))
             gy = reduce_like(xp, gz * z * log_x, meta(y))
         return gx, gy
 

@@ -19,8 +19,8 @@ def reduce_like(xp, grad, target_meta):
     if grad.shape != shape:
         lead = grad.ndim - len(shape)
         stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
-        grad = grad.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
-    return grad if grad.dtype == dtype else grad.astype(dtype)
+        grad = xp.sum(grad, axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
+    return grad if grad.dtype == dtype else xp.astype(grad, dtype)
 
 
 def normalize_dim(dim: int, ndim: int, op: str) -> int:
@@ -55,7 +55,8 @@ class quiet:
     """Silence NumPy's divide/invalid warnings where the result is masked or meant (0/0 -> nan)."""
 
     def __init__(self, xp):
-        self.state = xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else None
+        errstate = getattr(xp, "errstate", None)  # CuPy has none
+        self.state = errstate(divide="ignore", invalid="ignore") if errstate else None
 
     def __enter__(self):
         if self.state is not None:

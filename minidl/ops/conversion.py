@@ -16,7 +16,7 @@ class ToDevice(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return backend.to_device(gy, ctx.source), None
+        return ToDevice.apply(gy, ctx.source), None
 
 
 class ToDtype(Function):
@@ -29,7 +29,7 @@ class ToDtype(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return gy.astype(ctx.source), None
+        return ctx.xp.astype(gy, ctx.source), None
 
 
 class Clone(Function):

@@ -8,10 +8,7 @@ from minidl.tensors import Tensor
 
 
 class GetItem(Function):
-    """y = x[index];  gx = zeros with gy scattered back to the indexed places.
-
-    Advanced indices may repeat an element (``x[[0, 0]]``), so their gradients are scatter-added.
-    """
+    """y = x[index];  gx = zeros with gy scattered back to the indexed places (``IndexPut``)."""
 
     @staticmethod
     def forward(ctx, x, *, index):
@@ -20,13 +17,30 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        shape, dtype = ctx.x_meta
+        return IndexPut.apply(gy, index=ctx.index, x_meta=ctx.x_meta)
+
+
+class IndexPut(Function):
+    """gx = zeros(shape) with gy added at index: the adjoint of getitem;  ggy = ggx[index].
+
+    Advanced indices may repeat an element (``x[[0, 0]]``), so their gradients are scatter-added.
+    Being a Function, getitem's gradient is differentiable: its own gradient is getitem again.
+    """
+
+    @staticmethod
+    def forward(ctx, gy, *, index, x_meta):
+        shape, dtype = x_meta
+        ctx.index = index
         gx = ctx.xp.zeros(shape, dtype=dtype)
-        if _is_basic(ctx.index):
-            gx[ctx.index] = gy  # a basic index names each element at most once
+        if _is_basic(index):
+            gx[index] = gy  # a basic index names each element at most once
         else:
-            index_add(gx, ctx.index, gy)
+            index_add(gx, index, gy)
         return gx
+
+    @staticmethod
+    def backward(ctx, ggx):
+        return GetItem.apply(ggx, index=ctx.index)
 
 
 def _is_basic(index) -> bool:

@@ -15,11 +15,10 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        a2 = a[None, :] if a.ndim == 1 else a  # (1, K)
-        b2 = b[:, None] if b.ndim == 1 else b  # (K, 1)
+        a2, b2 = _as_matrices(a, b)  # (..., M, K), (..., K, N)
         z2 = a2 @ b2  # (..., M, N)
-        ctx.save_for_backward(a2, b2)
-        ctx.a_shape, ctx.b_shape, ctx.z2_shape = a.shape, b.shape, z2.shape
+        ctx.save_for_backward(a, b)
+        ctx.z2_shape = z2.shape
         if a.ndim == 1 and b.ndim == 1:
             return z2.reshape(())
         if a.ndim == 1:
@@ -28,14 +27,21 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, gz):
-        a2, b2 = ctx.saved_tensors
+        a, b = ctx.saved_tensors
+        xp = ctx.xp
+        a2, b2 = _as_matrices(a, b)  # views
         gz2 = gz.reshape(ctx.z2_shape)  # (..., M, N)
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = reduce_like(ctx.xp, gz2 @ b2.swapaxes(-1, -2), (a2.shape, a2.dtype)).reshape(ctx.a_shape)
+            ga = reduce_like(xp, gz2 @ xp.swapaxes(b2, -1, -2), (a2.shape, a2.dtype)).reshape(a.shape)
         if ctx.needs_input_grad[1]:
-            gb = reduce_like(ctx.xp, a2.swapaxes(-1, -2) @ gz2, (b2.shape, b2.dtype)).reshape(ctx.b_shape)
+            gb = reduce_like(xp, xp.swapaxes(a2, -1, -2) @ gz2, (b2.shape, b2.dtype)).reshape(b.shape)
         return ga, gb
+
+
+def _as_matrices(a, b):
+    """1-D operands as matrices: a row (1, K) for ``a``, a column (K, 1) for ``b``."""
+    return (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
@@ -66,8 +72,7 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         x2 = x.reshape(-1, x.shape[-1])  # (rows, in)
-        ctx.save_for_backward(x2, weight)
-        ctx.x_shape = x.shape
+        ctx.save_for_backward(x, weight)
         y = x2 @ weight.T  # (rows, out)
         if bias is not None:
             y += bias
@@ -75,12 +80,12 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        x2, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         gy2 = gy.reshape(-1, gy.shape[-1])  # (rows, out)
-        gx = (gy2 @ weight).reshape(ctx.x_shape) if needs_x else None  # (..., in)
-        gw = (gy2.T @ x2) if needs_w else None  # (out, in)
-        gb = gy2.sum(axis=0) if needs_b else None  # (out,)
+        gx = (gy2 @ weight).reshape(x.shape) if needs_x else None  # (..., in)
+        gw = (gy2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None  # (out, rows) @ (rows, in)
+        gb = ctx.xp.sum(gy2, axis=0) if needs_b else None  # (out,)
         return gx, gw, gb
 
 

@@ -1,6 +1,8 @@
 """Elementwise functions of one tensor: neg, exp, log, sqrt, abs, tanh, sigmoid and activations."""
 from __future__ import annotations
 
+import math
+
 from minidl.autograd import Function
 from minidl.kernels.activations import gelu_backward, gelu_forward
 from minidl.tensors import Tensor
@@ -149,7 +151,37 @@ class GELU(Function):
     @staticmethod
     def backward(ctx, gy):
         (x,) = ctx.saved_tensors
-        return gelu_backward(gy, x, ctx.approximate), None
+        return GELUGrad.apply(gy, x, ctx.approximate), None
+
+
+class GELUGrad(Function):
+    """gx = gy · gelu'(x) (GELU's fused backward kernel);  g_gy = ggx · gelu'(x), g_x = ggx · gy · gelu''(x).
+
+    gelu''(x) = φ(x) (2 - x²) for the exact form; for the tanh form, with u = √(2/π)(x + 0.044715 x³)
+    and t = tanh u: gelu''(x) = (1 - t²) (u' - x t u'² + x u''/2).
+    """
+
+    @staticmethod
+    def forward(ctx, gy, x, approximate):
+        ctx.save_for_backward(gy, x)
+        ctx.approximate = approximate
+        return gelu_backward(gy, x, approximate)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        gy, x = ctx.saved_tensors
+        g_gy = GELUGrad.apply(ggx, x, ctx.approximate) if ctx.needs_input_grad[0] else None
+        g_x = ggx * gy * _gelu_second_derivative(ctx.xp, x, ctx.approximate) if ctx.needs_input_grad[1] else None
+        return g_gy, g_x, None
+
+
+def _gelu_second_derivative(xp, x, approximate: str):
+    if approximate == "none":
+        return xp.exp(-0.5 * x * x) * (2 - x * x) * (1 / math.sqrt(2 * math.pi))  # φ(x) (2 - x²)
+    c, a = math.sqrt(2 / math.pi), 0.044715
+    t = xp.tanh(c * (x + a * x * x * x))
+    du = c * (1 + 3 * a * x * x)
+    return (1 - t * t) * (du - x * t * du * du + x * (3 * a * c) * x)
 
 
 class Softplus(Function):
@@ -160,15 +192,16 @@ class Softplus(Function):
         xp = ctx.xp
         scaled = x * beta
         linear = scaled > threshold
-        ctx.save_for_backward(scaled, linear)
+        ctx.save_for_backward(x)
+        ctx.linear, ctx.beta = linear, beta
         return xp.where(linear, x, xp.logaddexp(0, scaled) / beta)
 
     @staticmethod
     def backward(ctx, gy):
-        scaled, linear = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         xp = ctx.xp
-        sigmoid = xp.exp(-xp.logaddexp(0, -scaled))
-        return xp.where(linear, gy, gy * sigmoid), None, None
+        sigmoid = xp.exp(-xp.logaddexp(0, -(x * ctx.beta)))  # σ(βx) without overflow
+        return xp.where(ctx.linear, gy, gy * sigmoid), None, None
 
 
 class Clamp(Function):
@@ -191,17 +224,21 @@ class Clamp(Function):
 
 
 class SiLU(Function):
-    """y = x σ(x);  gx = gy σ(x) (1 + x (1 - σ(x)))."""
+    """y = x σ(x);  gx = gy σ(x) (1 + x (1 - σ(x))).
+
+    σ(x) is recomputed in the backward rather than saved, so that under create_graph it is a
+    function of x (a saved intermediate would be a constant there).
+    """
 
     @staticmethod
     def forward(ctx, x):
-        sigmoid = ctx.xp.exp(-ctx.xp.logaddexp(0, -x))
-        ctx.save_for_backward(x, sigmoid)
-        return x * sigmoid
+        ctx.save_for_backward(x)
+        return x * ctx.xp.exp(-ctx.xp.logaddexp(0, -x))
 
     @staticmethod
     def backward(ctx, gy):
-        x, sigmoid = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
+        sigmoid = ctx.xp.exp(-ctx.xp.logaddexp(0, -x))
         return gy * sigmoid * (1 + x * (1 - sigmoid))
 
 

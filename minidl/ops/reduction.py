@@ -50,17 +50,19 @@ class Var(Function):
         xp = ctx.xp
         centered = x - x.mean(axis=axes, keepdims=True)
         ctx.divisor = builtins.max(_count(x.shape, axes) - correction, 0)
-        ctx.save_for_backward(centered)
+        ctx.save_for_backward(x)
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         with quiet(xp):
             return (centered * centered).sum(axis=axes, keepdims=keepdim) / x.dtype.type(ctx.divisor)
 
     @staticmethod
     def backward(ctx, gy):
-        (centered,) = ctx.saved_tensors
-        gy = expand_reduced(ctx.xp, gy, ctx.shape, ctx.axes, ctx.keepdim)
-        with quiet(ctx.xp):
-            return gy * centered * (2 / centered.dtype.type(ctx.divisor)), None, None, None
+        (x,) = ctx.saved_tensors
+        xp = ctx.xp
+        centered = x - xp.mean(x, axis=ctx.axes, keepdims=True)  # recomputed: a function of x
+        gy = expand_reduced(xp, gy, ctx.shape, ctx.axes, ctx.keepdim)
+        with quiet(xp):
+            return gy * centered * (2 / x.dtype.type(ctx.divisor)), None, None, None
 
 
 class AMax(Function):
@@ -116,15 +118,17 @@ class LogSumExp(Function):
         shift = x.max(axis=axes, keepdims=True)
         shift = xp.where(xp.isfinite(shift), shift, 0)
         y = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
+        y = y if keepdim else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
         ctx.save_for_backward(x, y)
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        return y if keepdim else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        return y
 
     @staticmethod
     def backward(ctx, gy):
         x, y = ctx.saved_tensors
-        gy = expand_reduced(ctx.xp, gy, ctx.shape, ctx.axes, ctx.keepdim)
-        return gy * ctx.xp.exp(x - y), None, None
+        xp = ctx.xp
+        gy, y = (expand_reduced(xp, a, ctx.shape, ctx.axes, ctx.keepdim) for a in (gy, y))
+        return gy * xp.exp(x - y), None, None
 
 
 class Softmax(Function):
@@ -142,7 +146,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        return y * (gy - (gy * y).sum(axis=ctx.axis, keepdims=True)), None
+        return y * (gy - ctx.xp.sum(gy * y, axis=ctx.axis, keepdims=True)), None
 
 
 class LogSoftmax(Function):
@@ -160,7 +164,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        return gy - ctx.xp.exp(y) * gy.sum(axis=ctx.axis, keepdims=True), None
+        return gy - ctx.xp.exp(y) * ctx.xp.sum(gy, axis=ctx.axis, keepdims=True), None
 
 
 def _count(shape: tuple, axes: tuple) -> int:

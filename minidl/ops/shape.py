@@ -38,7 +38,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return gy.transpose(ctx.inverse), None
+        return ctx.xp.transpose(gy, ctx.inverse), None
 
 
 class Expand(Function):
@@ -82,7 +82,7 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return tuple(gy.take(i, axis=ctx.axis) for i in range(gy.shape[ctx.axis]))
+        return tuple(ctx.xp.take(gy, i, axis=ctx.axis) for i in range(gy.shape[ctx.axis]))
 
 
 class Split(Function):

@@ -1,0 +1,196 @@
+"""``Function`` (one differentiable op) and the context that is both its memory and a graph node."""
+from __future__ import annotations
+
+import traceback
+
+from minidl import backend
+from minidl.autograd.grad_mode import _AnomalyMode, _GradMode
+from minidl.tensors import Tensor
+
+
+class FunctionCtx:
+    """What a Function's forward leaves for its backward; also the node of the graph.
+
+    Public: ``save_for_backward``, ``saved_tensors``, ``needs_input_grad``, ``xp`` (the array
+    module of the inputs) and any attribute the forward sets (those live in ``__dict__``, which is
+    cleared when the graph is freed). Underscored fields are the graph's own.
+    """
+
+    __slots__ = ("xp", "needs_input_grad", "_fn", "_inputs", "_output_meta", "_watched", "_saved",
+                 "_saved_sources", "_released", "_trace", "__dict__")
+
+    def __init__(self, fn: type, xp, needs_input_grad: tuple):
+        self.xp = xp
+        self.needs_input_grad = needs_input_grad
+        self._fn = fn
+        self._inputs: tuple = ()
+        self._output_meta: tuple = ()
+        self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
+        self._saved: tuple = ()
+        self._saved_sources: tuple = ()  # per saved array: ("input", i), ("output", k) or None
+        self._released = False
+        self._trace: list[str] | None = None
+
+    def save_for_backward(self, *arrays) -> None:
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        return self._saved
+
+    @property
+    def name(self) -> str:
+        return self._fn.__name__ + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+    def _release(self) -> None:
+        """Free what the forward saved: the graph is used up after one backward."""
+        self.__dict__.clear()
+        self._saved = ()
+        self._saved_sources = ()
+        self._released = True
+
+
+class GraphContext:
+    """The view of a node that its backward sees under ``create_graph=True``.
+
+    ``xp`` is the Tensor namespace (NumPy's names, each call a recorded op), ``saved_tensors`` are
+    Tensors: a saved input is the input's own Tensor and a saved output is this node's output, so
+    the gradient they enter is differentiable with respect to both. Any other saved array (a mask,
+    indices) is a constant. Attributes the forward set (``ctx.axis``...) are read from the node.
+    """
+
+    def __init__(self, node: FunctionCtx, namespace):
+        self._node = node
+        self.xp = namespace
+        self.needs_input_grad = node.needs_input_grad
+        self.saved_tensors = tuple(_saved_tensor(node, array, source)
+                                   for array, source in zip(node._saved, node._saved_sources))
+
+    def __getattr__(self, name: str):
+        return getattr(self._node, name)
+
+
+def _saved_tensor(node: FunctionCtx, array, source):
+    if source is None:
+        return Tensor(array) if hasattr(array, "shape") else array  # a constant
+    kind, index = source
+    if kind == "input":
+        tensor = node._inputs[index]
+        return array if tensor is None else tensor  # a Python scalar stays as it is
+    output = Tensor(backend.get_array_module(array).asarray(array), True)
+    output._ctx, output._output_index = node, index  # the node's own output, re-entered
+    return output
+
+
+class Function:
+    """Base class of every differentiable op, built-in or user-defined (as ``torch.autograd.Function``).
+
+    Subclasses write two static methods on arrays::
+
+        class Square(Function):
+            @staticmethod
+            def forward(ctx, x):          # x: numpy/cupy array
+                ctx.save_for_backward(x)
+                return x * x
+            @staticmethod
+            def backward(ctx, gy):        # one array per output
+                (x,) = ctx.saved_tensors
+                return 2 * x * gy         # one gradient (or None) per forward argument
+
+    and call ``Square.apply(tensor)``. Tensor arguments must be positional; keyword arguments are
+    passed through unchanged. Written with operators and ``ctx.xp`` functions (NumPy's names),
+    the same backward is differentiable again under ``create_graph=True`` (see minidl.autograd).
+
+    ``apply`` on plain arrays (no Tensor among the arguments) runs only ``forward`` and returns its
+    arrays: that is how a backward calls another Function (a fused kernel's gradient) and stays
+    differentiable, at the cost of one call on the first-order path.
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        tensors, arrays, needs_grad, first = [], [], [], None
+        for arg in args:  # one pass: this is the per-op overhead of the whole engine
+            if isinstance(arg, Tensor):
+                if first is None:
+                    first = arg
+                tensors.append(arg)
+                arrays.append(arg._data)
+                needs_grad.append(arg._requires_grad)
+            else:
+                tensors.append(None)
+                arrays.append(arg)
+                needs_grad.append(False)
+        if first is None:
+            return cls.forward(FunctionCtx(cls, _array_module_of(args), ()), *args, **kwargs)
+        if backend.cupy_loaded():  # with NumPy alone every tensor is on the CPU
+            _check_same_device(cls.__name__, [t for t in tensors if t is not None])
+        xp = backend.get_array_module(first._data)
+        record = _GradMode.enabled and any(needs_grad)
+        ctx = FunctionCtx(cls, xp, tuple(needs_grad))
+        raw = cls.forward(ctx, *arrays, **kwargs)
+        several = isinstance(raw, tuple)
+        raw = raw if several else (raw,)
+        outputs = raw
+        if xp is backend.np:  # NumPy returns 0-d results as scalars; a Tensor always holds an array
+            outputs = tuple(o if type(o) is backend.np.ndarray else backend.np.asarray(o) for o in raw)
+        if _AnomalyMode.enabled:
+            ctx._trace = traceback.format_stack()[:-1]
+            check_finite(ctx, outputs, "forward output")
+        results = tuple(Tensor(o, record and o.dtype.kind in "fc") for o in outputs)
+        if record:
+            ctx._inputs = tuple(tensors)
+            ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
+            if ctx._saved:
+                ctx._saved_sources = tuple(_source(s, arrays, raw) for s in ctx._saved)
+            for index, result in enumerate(results):
+                result._ctx, result._output_index = ctx, index
+        return results if several else results[0]
+
+
+def _source(saved, inputs: list, outputs: tuple):
+    """Which forward argument or output a saved array is (by identity), or None for another array."""
+    for index, array in enumerate(inputs):
+        if saved is array:
+            return ("input", index)
+    for index, array in enumerate(outputs):
+        if saved is array:
+            return ("output", index)
+    return None
+
+
+def _array_module_of(args):
+    for arg in args:
+        if hasattr(arg, "shape"):
+            return backend.get_array_module(arg)
+    return backend.np
+
+
+def _check_same_device(op: str, tensors: list) -> None:
+    devices = {str(t.device) for t in tensors}
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: expected all tensors on the same device, got {' and '.join(sorted(devices))}")
+
+
+def check_finite(ctx: FunctionCtx, arrays, what: str) -> None:
+    """Anomaly mode: raise naming the op and where it was created if an array holds NaN or inf."""
+    for index, array in enumerate(arrays):
+        if isinstance(array, Tensor):
+            array = array._data
+        if array is None or array.dtype.kind not in "fc":
+            continue
+        if not bool(backend.get_array_module(array).isfinite(array).all()):
+            where = "".join(ctx._trace or ["(no trace)"])
+            raise RuntimeError(f"anomaly: Function '{ctx._fn.__name__}' produced NaN or inf in its "
+                               f"{what} {index}. The op was created at:\n{where}")
+
