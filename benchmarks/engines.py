@@ -37,7 +37,8 @@ def _load_minidl(device: str, threads: int) -> SimpleNamespace:
 
     return SimpleNamespace(
         name="minidl", device=device, optim=minidl.optim, no_grad=minidl.no_grad,
-        nn=minidl.nn, F=minidl.nn.functional, matmul=minidl.matmul, synchronize=synchronize,
+        nn=minidl.nn, F=minidl.nn.functional, matmul=minidl.matmul, grad=minidl.autograd.grad,
+        synchronize=synchronize,
         tensor=lambda array, requires_grad=False: minidl.tensor(
             array, requires_grad=requires_grad, device=device),
         numpy=lambda t: t.detach().numpy(), manual_seed=minidl.manual_seed,
@@ -58,7 +59,8 @@ def _load_torch(device: str, threads: int) -> SimpleNamespace:
 
     return SimpleNamespace(
         name="torch", device=device, nn=torch.nn, optim=torch.optim,
-        F=torch.nn.functional, matmul=torch.matmul, no_grad=torch.no_grad, synchronize=synchronize,
+        F=torch.nn.functional, matmul=torch.matmul, grad=torch.autograd.grad, no_grad=torch.no_grad,
+        synchronize=synchronize,
         tensor=lambda array, requires_grad=False: torch.tensor(
             array, requires_grad=requires_grad, device=device),
         numpy=lambda t: t.detach().cpu().numpy(), manual_seed=torch.manual_seed,

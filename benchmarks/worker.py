@@ -38,8 +38,12 @@ def prepare(E, workload, tensors):
 
         def step():
             optimizer.zero_grad()
-            logits = workload.forward(E, model, tensors)
-            loss = E.F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tensors["target"].reshape(-1))
+            if workload.loss is not None:
+                loss = workload.loss(E, model, tensors)
+            else:
+                logits = workload.forward(E, model, tensors)
+                loss = E.F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                         tensors["target"].reshape(-1))
             loss.backward()
             optimizer.step()
             return loss

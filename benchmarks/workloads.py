@@ -3,7 +3,8 @@
 A workload builds its model from ``E.nn`` (PyTorch's names, so the same line builds either engine),
 draws its batch with NumPy (the same arrays for both engines), and says how one step runs:
 
-- ``train``: zero_grad, forward, cross-entropy (mean over every sample or token), backward, step;
+- ``train``: zero_grad, forward, cross-entropy (mean over every sample or token) or the workload's
+  own ``loss``, backward, step;
 - ``infer``: forward in eval mode under no_grad;
 - ``fwd``: the forward of one op;
 - ``fwd+bwd``: the forward of one op and ``output.backward(gy)`` (or ``backward()`` for a scalar).
@@ -32,6 +33,7 @@ class Workload:
     inner: int = 1  # calls per timed sample, for ops too short to time one by one
     unit: str = "ms"
     group: str = field(default="", compare=False)  # "model", "op" or "overhead"
+    loss: Callable | None = None  # loss(E, model, tensors) -> scalar, instead of cross-entropy
 
 
 def _normal(rng, *shape):
@@ -138,6 +140,34 @@ def build_tiny_mlp(E):
     return nn.Sequential(*[module for _ in range(10) for module in (nn.Linear(8, 8), nn.ReLU())])
 
 
+def build_critic(E):
+    """WGAN-GP's convolutional critic for 28×28 images (no normalisation layers, as the paper)."""
+    nn = E.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1),
+                         nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(64 * 7 * 7, 1))
+
+
+def critic_batch(rng):
+    return {"x": _normal(rng, 64, 1, 28, 28), "fake": _normal(rng, 64, 1, 28, 28),
+            "mix": rng.random((64, 1, 1, 1)).astype(np.float32)}
+
+
+def wgan_gp_critic_loss(E, critic, t):
+    """D(fake) - D(real) + 10 (‖∇D(x̂)‖ - 1)² at x̂ = εx + (1-ε)x̃: a backward through a gradient."""
+    mixed = (t["mix"] * t["x"] + (1 - t["mix"]) * t["fake"]).detach().requires_grad_()
+    (slope,) = E.grad(critic(mixed).sum(), [mixed], create_graph=True)  # (B, 1, 28, 28)
+    norm = (slope.reshape(slope.shape[0], -1) ** 2).sum(1).sqrt()  # (B,)
+    return critic(t["fake"]).mean() - critic(t["x"]).mean() + 10 * ((norm - 1) ** 2).mean()
+
+
+def forward_hvp_mlp(E, model, t):
+    """H g: the Hessian of the MLP's loss times its own gradient (a backward through a backward)."""
+    params = list(model.parameters())
+    grads = E.grad(E.F.cross_entropy(model(t["x"]), t["target"]), params, create_graph=True)
+    direction = sum((g * g.detach()).sum() for g in grads)
+    return E.grad(direction, params)[0]  # (100, 784)
+
+
 SGD, ADAM = ("SGD", {"lr": 0.01}), ("Adam", {"lr": 1e-3})
 
 MODELS = [
@@ -156,6 +186,9 @@ MODELS = [
              build_conv1d_text, SGD),
     Workload("conv3d_video", "train", "Conv3d video model, 16×32×32, batch 8, SGD",
              _images((8, 1, 16, 32, 32)), _apply, build_conv3d_video, SGD),
+    Workload("wgan_gp_critic", "train", "WGAN-GP critic step (gradient penalty), batch 64, Adam",
+             critic_batch, _apply, build_critic, ("Adam", {"lr": 1e-4, "betas": (0.0, 0.9)}),
+             loss=wgan_gp_critic_loss),
 ]
 INFERENCE = [replace(model, name=model.name + "_infer", kind="infer", optimizer=(),
                      title=model.title.rsplit(",", 1)[0] + " (inference)")
@@ -198,6 +231,8 @@ OPS = [
         {"q": (32, 4, 64, 32), "k": (32, 4, 64, 32), "v": (32, 4, 64, 32)},
         lambda E, m, t: E.F.scaled_dot_product_attention(t["q"], t["k"], t["v"]), ("q", "k", "v"),
         extra=_gy(32, 4, 64, 32)),
+    Workload("hvp_mlp", "fwd", "Hessian-vector product of the MLP 784-100-10 loss, batch 128",
+             _images((128, 784)), forward_hvp_mlp, build_mlp),
 ]
 OVERHEAD = [
     _op("add_tiny", "fwd", "a + b, 4×4, requires_grad (per op)", {"a": (4, 4), "b": (4, 4)},

@@ -12,7 +12,7 @@ from minidl.creation import (arange, bool_, empty, eye, float16, float32, float6
                              full_like, get_default_dtype, int8, int16, int32, int64, linspace, ones,
                              ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                              set_default_dtype, tensor, uint8, zeros, zeros_like)
-from minidl.gradient_check import GradcheckError, gradcheck
+from minidl.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from minidl.ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, clone,
                         div, eq, exp, flatten, ge, gelu, getitem, gt, le, leaky_relu, log,
                         log_softmax, logical_and, logical_not, logical_or, logsumexp, lt, masked_fill,

@@ -86,30 +86,72 @@ def gradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool
     return minidl.gradcheck(lambda *args: call(module, *args[:count]), tensors + params, **tolerances)
 
 
-def _engine_hvp(m, fn, arrays, dtype):
-    """First gradients and Hessian-vector products of one engine (``m``), None without outputs."""
+def _engine_hvp(m, outputs_of, wrt: list, dtype):
+    """First gradients and Hessian-vector products of ``outputs_of()`` with respect to ``wrt`` in
+    one engine (``m``): uᵀ ∂²(Σ wᵢ·outᵢ)/∂x² with fixed random w and u. None without outputs."""
     rng = np.random.default_rng(1)
-    inputs = [m.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    outputs = [o for o in flatten_outputs(fn(m, *inputs)) if o.requires_grad]
+    outputs = [o for o in flatten_outputs(outputs_of()) if o.requires_grad]
     if not outputs:
         return None
     loss = sum((o * m.tensor(rng.standard_normal(tuple(o.shape)).astype(dtype))).sum() for o in outputs)
-    grads = m.autograd.grad(loss, inputs, create_graph=True, allow_unused=True)
+    grads = m.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)
     terms = [(g * m.tensor(rng.standard_normal(tuple(x.shape)).astype(dtype))).sum()
-             for g, x in zip(grads, inputs) if g is not None and g.requires_grad]
+             for g, x in zip(grads, wrt) if g is not None and g.requires_grad]
     if not terms:  # every gradient is constant: the second derivatives are all zero
-        return grads, [None] * len(inputs)
-    return grads, m.autograd.grad(sum(terms), inputs, allow_unused=True)
+        return grads, [None] * len(wrt)
+    return grads, m.autograd.grad(sum(terms), wrt, allow_unused=True)
 
 
-def assert_hvp_matches_torch(fn, arrays, what: str, dtype=np.float64) -> None:
-    """``fn(m, *tensors)`` written once for both engines: first grads and HVPs (create_graph) match."""
-    ours, theirs = _engine_hvp(minidl, fn, arrays, dtype), _engine_hvp(torch, fn, arrays, dtype)
+def _compare_hvps(ours, theirs, names: list, shapes: list, what: str, dtype, scale: float) -> None:
     assert (ours is None) == (theirs is None), f"{what}: differentiable outputs differ"
     if ours is None:
         return
     for order, (a_list, b_list) in enumerate(zip(ours, theirs), start=1):
-        for index, (a, b) in enumerate(zip(a_list, b_list)):
-            a = np.zeros(arrays[index].shape) if a is None else to_numpy(a)
-            b = np.zeros(arrays[index].shape) if b is None else to_numpy(b)
-            assert_close(a, b, dtype, f"{what}: order-{order} gradient of input {index}")
+        for name, shape, a, b in zip(names, shapes, a_list, b_list):
+            a = np.zeros(shape) if a is None else to_numpy(a)
+            b = np.zeros(shape) if b is None else to_numpy(b)
+            assert_close(a, b, dtype, f"{what}: order-{order} gradient of {name}", scale)
+
+
+def assert_hvp_matches_torch(fn, arrays, what: str, dtype=np.float64, scale: float = 1.0) -> None:
+    """``fn(m, *tensors)`` written once for both engines: first grads and HVPs (create_graph) match."""
+    results = []
+    for m in (minidl, torch):
+        inputs = [m.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        results.append(_engine_hvp(m, lambda: fn(m, *inputs), inputs, dtype))
+    _compare_hvps(*results, [f"input {i}" for i in range(len(arrays))], [a.shape for a in arrays],
+                  what, dtype, scale)
+
+
+def check_module_hvp_parity(ours: nn.Module, theirs: torch.nn.Module, inputs, call=None,
+                            dtype=np.float64, scale: float = 1.0) -> None:
+    """Same weights, same inputs: first gradients and Hessian-vector products (through
+    ``create_graph``) with respect to the float inputs and every parameter match PyTorch's."""
+    call = call or (lambda module, *xs: module(*xs))
+    theirs = theirs.to(getattr(torch, np.dtype(dtype).name))
+    ours.to(np.dtype(dtype))
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    param_names = sorted(name for name, p in theirs.named_parameters() if p.requires_grad)
+    results = []
+    for m, module in ((minidl, ours), (torch, theirs)):
+        tensors = [m.tensor(x.astype(dtype) if x.dtype.kind == "f" else x,
+                            requires_grad=x.dtype.kind == "f") for x in inputs]
+        params = dict(module.named_parameters())
+        wrt = [t for t in tensors if t.requires_grad] + [params[n] for n in param_names]
+        results.append(_engine_hvp(m, lambda: call(module, *tensors), wrt, dtype))
+    names = [f"input {i}" for i, x in enumerate(inputs) if x.dtype.kind == "f"] + param_names
+    shapes = [x.shape for x in inputs if x.dtype.kind == "f"] + [
+        tuple(dict(theirs.named_parameters())[n].shape) for n in param_names]
+    _compare_hvps(*results, names, shapes, "module", dtype, scale)
+
+
+def gradgradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool:
+    """gradgradcheck in float64 of ``module`` with respect to its float inputs and every parameter."""
+    call = call or (lambda m, *xs: m(*xs))
+    module.double()
+    tensors = [minidl.tensor(x.astype(np.float64) if x.dtype.kind == "f" else x,
+                             requires_grad=x.dtype.kind == "f") for x in inputs]
+    params = [p for p in module.parameters() if p.requires_grad]
+    count = len(tensors)
+    return minidl.autograd.gradgradcheck(lambda *args: call(module, *args[:count]), tensors + params,
+                                         **tolerances)

@@ -17,6 +17,12 @@ TESTS["op_specs.py"] = (pathlib.Path(__file__).parent / "op_specs.py").read_text
 # files that gradcheck (directly or through gradcheck_module) and compare with torch
 CHECKING = {name: text for name, text in TESTS.items()
             if re.search(r"gradcheck", text) and re.search(r"\btorch\b", text)}
+# files that gradgradcheck (float64) and compare second derivatives (HVPs) with torch
+SECOND_ORDER = {name: text for name, text in TESTS.items()
+                if re.search(r"gradgradcheck", text) and re.search(r"hvp", text)}
+SECOND_ORDER["op_specs.py"] = TESTS["op_specs.py"]  # test_ops.py gradgradchecks every spec
+# layers/functional ops whose second backward raises an error naming the op (the target: none)
+NO_DOUBLE_BACKWARD: set = set()
 NOT_DIFFERENTIABLE = {"Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Identity",
                       "Flatten", "Unflatten", "Dropout", "dropout"}
 
@@ -38,8 +44,8 @@ def layer_of(function: str) -> str:
     return LAYER_OF.get(function, "".join(part.capitalize() for part in function.split("_")))
 
 
-def named_in_a_checking_test(name: str) -> bool:
-    return any(re.search(rf"\b{name}\b", text) for text in CHECKING.values())
+def named_in_a_checking_test(name: str, files=CHECKING) -> bool:
+    return any(re.search(rf"\b{name}\b", text) for text in files.values())
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -52,6 +58,20 @@ def test_every_functional_op_is_gradchecked_and_compared(name):
     assert named_in_a_checking_test(name) or named_in_a_checking_test(layer_of(name)), (
         f"F.{name} (or its layer {layer_of(name)}) is not named in a test that gradchecks and "
         "compares with torch")
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_every_layer_is_gradgradchecked_and_its_second_derivatives_compared(name):
+    assert name in NO_DOUBLE_BACKWARD or named_in_a_checking_test(name, SECOND_ORDER), (
+        f"{name} is not named in a test that gradgradchecks and compares HVPs with torch")
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_functional_op_is_gradgradchecked_and_its_second_derivatives_compared(name):
+    assert name in NO_DOUBLE_BACKWARD or named_in_a_checking_test(name, SECOND_ORDER) or (
+        named_in_a_checking_test(layer_of(name), SECOND_ORDER)), (
+        f"F.{name} (or its layer {layer_of(name)}) is not named in a test that gradgradchecks and "
+        "compares HVPs with torch")
 
 
 def test_the_lists_are_not_empty():

@@ -1,8 +1,10 @@
-"""Linear, activations, Dropout, LayerNorm (composed): gradcheck and PyTorch parity."""
+"""Linear, activations, Dropout, LayerNorm: gradcheck, gradgradcheck and PyTorch parity (first and
+second derivatives)."""
 import numpy as np
 import pytest
 import torch
-from helpers import check_module_parity, gradcheck_module
+from helpers import (check_module_hvp_parity, check_module_parity, gradcheck_module,
+                     gradgradcheck_module)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +18,9 @@ def test_linear_gradcheck_and_parity(batch, features, out, bias, lead, seed):
     x = np.random.default_rng(seed).standard_normal((2,) * lead + (batch, features))
     assert gradcheck_module(nn.Linear(features, out, bias=bias), [x])
     check_module_parity(nn.Linear(features, out, bias=bias), torch.nn.Linear(features, out, bias=bias), [x])
+    assert gradgradcheck_module(nn.Linear(features, out, bias=bias), [x])
+    check_module_hvp_parity(nn.Linear(features, out, bias=bias),
+                            torch.nn.Linear(features, out, bias=bias), [x])
 
 
 ACTIVATIONS = [
@@ -33,6 +38,8 @@ def test_activation_layers(make, seed):
     x = np.random.default_rng(seed).standard_normal((3, 4)) * 3
     assert gradcheck_module(make(nn), [x])
     check_module_parity(make(nn), make(torch.nn), [x])
+    assert gradgradcheck_module(make(nn), [x])
+    check_module_hvp_parity(make(nn), make(torch.nn), [x])
 
 
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), trailing=st.integers(1, 2),
@@ -46,6 +53,9 @@ def test_layer_norm(shape, trailing, affine, seed):
     assert gradcheck_module(nn.LayerNorm(normalized, elementwise_affine=affine), [x])
     check_module_parity(nn.LayerNorm(normalized, elementwise_affine=affine),
                         torch.nn.LayerNorm(normalized, elementwise_affine=affine), [x])
+    assert gradgradcheck_module(nn.LayerNorm(normalized, elementwise_affine=affine), [x])
+    check_module_hvp_parity(nn.LayerNorm(normalized, elementwise_affine=affine),
+                            torch.nn.LayerNorm(normalized, elementwise_affine=affine), [x])
 
 
 def test_dropout_train_and_eval():

@@ -117,17 +117,26 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
     targets_by_key = None if targets is None else {_key(t): t for t in targets}
     target_keys = None if targets is None else set(targets_by_key)
 
-    def deliver(tensor: Tensor, gradient, from_leaf: bool) -> None:
-        if target_keys is not None and _key(tensor) not in target_keys:
+    leaf_grads: dict = {}  # id -> [leaf, summed gradient]: hooks see each leaf's total once
+
+    def deliver(tensor: Tensor, gradient) -> None:
+        key = _key(tensor)
+        if target_keys is not None and key not in target_keys:
             return
-        if from_leaf:
-            gradient = _run_hooks(tensor, gradient, create_graph)
-        if captured is None:
-            _accumulate(tensor, gradient, create_graph)
-        else:
-            key = _key(tensor)
+        if captured is not None:
             previous = captured.get(key)
             captured[key] = gradient if previous is None else previous + gradient
+        elif not tensor._retains_grad:  # a retained non-leaf already holds its gradient
+            _accumulate(tensor, gradient, create_graph)
+
+    def collect_leaf(leaf: Tensor, gradient) -> None:
+        if target_keys is not None and id(leaf) not in target_keys:
+            return
+        entry = leaf_grads.get(id(leaf))
+        if entry is None:
+            leaf_grads[id(leaf)] = [leaf, gradient]
+        else:
+            entry[1] = entry[1] + gradient
 
     previous_mode = _GradMode.enabled
     _GradMode.enabled = create_graph
@@ -135,11 +144,9 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
         pending: dict = {}
         for root, seed in zip(roots, seeds):
             if root._ctx is None:
-                deliver(root, seed, from_leaf=True)
+                collect_leaf(root, seed)
             else:
                 _add_pending(pending, root, seed)
-        if not pending:
-            return
         nodes = list(pending)
         dependencies = _count_dependencies(nodes)
         needed = None if target_keys is None else _nodes_leading_to(nodes, target_keys)
@@ -152,14 +159,14 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                 if target_keys is not None:  # non-leaf targets among this node's outputs
                     for index, gradient in enumerate(output_grads):
                         if (node, index) in target_keys:
-                            deliver(targets_by_key[(node, index)], gradient, from_leaf=False)
+                            deliver(targets_by_key[(node, index)], gradient)
                 if needed is None or node in needed:
                     input_grads = _run_node(node, output_grads, retain_graph, create_graph)
                     for parent, gradient in zip(node._inputs, input_grads):
                         if parent is None or gradient is None or not parent._requires_grad:
                             continue
                         if parent._ctx is None:
-                            deliver(parent, gradient, from_leaf=True)
+                            collect_leaf(parent, gradient)
                         else:
                             _add_pending(pending, parent, gradient)
             for parent in node._inputs:
@@ -167,6 +174,8 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                     dependencies[parent._ctx] -= 1
                     if dependencies[parent._ctx] == 0:
                         ready.append(parent._ctx)
+        for leaf, gradient in leaf_grads.values():
+            deliver(leaf, _run_hooks(leaf, gradient, create_graph))
     finally:
         _GradMode.enabled = previous_mode
 
