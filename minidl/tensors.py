@@ -311,8 +311,12 @@ class Tensor:
     def gt(self, other): return _ops.gt(self, other)
     def ge(self, other): return _ops.ge(self, other)
 
-    def sum(self, dim=None, keepdim=False): return _ops.sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim=False): return _ops.mean(self, dim, keepdim)
+    # NumPy's axis/keepdims are accepted too, as PyTorch does: a backward's ``gy.sum(axis=...)``
+    # then runs on arrays (first order) and on Tensors (create_graph) alike
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops.sum(self, dim if axis is None else axis, keepdim if keepdims is None else keepdims)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops.mean(self, dim if axis is None else axis, keepdim if keepdims is None else keepdims)
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return _ops.var(self, dim, unbiased, keepdim, correction=correction)
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):

@@ -119,16 +119,6 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
 
     leaf_grads: dict = {}  # id -> [leaf, summed gradient]: hooks see each leaf's total once
 
-    def deliver(tensor: Tensor, gradient) -> None:
-        key = _key(tensor)
-        if target_keys is not None and key not in target_keys:
-            return
-        if captured is not None:
-            previous = captured.get(key)
-            captured[key] = gradient if previous is None else previous + gradient
-        elif not tensor._retains_grad:  # a retained non-leaf already holds its gradient
-            _accumulate(tensor, gradient, create_graph)
-
     def collect_leaf(leaf: Tensor, gradient) -> None:
         if target_keys is not None and id(leaf) not in target_keys:
             return
@@ -159,12 +149,13 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                 if target_keys is not None:  # non-leaf targets among this node's outputs
                     for index, gradient in enumerate(output_grads):
                         if (node, index) in target_keys:
-                            deliver(targets_by_key[(node, index)], gradient)
+                            _deliver(targets_by_key[(node, index)], gradient, captured, create_graph)
                 if needed is None or node in needed:
                     input_grads = _run_node(node, output_grads, retain_graph, create_graph)
                     for parent, gradient in zip(node._inputs, input_grads):
                         if parent is None or gradient is None or not parent._requires_grad:
                             continue
+                        _check_gradient(node, parent, gradient, create_graph)
                         if parent._ctx is None:
                             collect_leaf(parent, gradient)
                         else:
@@ -175,9 +166,21 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                     if dependencies[parent._ctx] == 0:
                         ready.append(parent._ctx)
         for leaf, gradient in leaf_grads.values():
-            deliver(leaf, _run_hooks(leaf, gradient, create_graph))
+            if leaf._hooks:
+                gradient = _run_hooks(leaf, gradient, create_graph)
+            _deliver(leaf, gradient, captured, create_graph)
     finally:
         _GradMode.enabled = previous_mode
+
+
+def _deliver(tensor: Tensor, gradient, captured, create_graph: bool) -> None:
+    """A target's gradient: into ``captured`` (grad) or its ``.grad`` (backward)."""
+    if captured is not None:
+        key = _key(tensor)
+        previous = captured.get(key)
+        captured[key] = gradient if previous is None else previous + gradient
+    elif not tensor._retains_grad:  # a retained non-leaf already holds its gradient
+        _accumulate(tensor, gradient, create_graph)
 
 
 def _add_pending(pending: dict, tensor: Tensor, gradient) -> None:
@@ -257,20 +260,20 @@ def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_
                            f"{len(node._inputs)} (one per forward argument, None for non-tensors)")
     if _AnomalyMode.enabled:
         check_finite(node, input_grads, "backward gradient")
-    for parent, gradient in zip(node._inputs, input_grads):
-        if parent is None or gradient is None or not parent._requires_grad:
-            continue
-        if gradient.shape != parent._data.shape:
-            raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gradient.shape)} "
-                               f"for an input of shape {tuple(parent.shape)}")
-        if create_graph and not isinstance(gradient, Tensor):
-            raise RuntimeError(f"{node.name}: under create_graph=True the backward returned a plain "
-                               f"{type(gradient).__name__}, so it cannot be differentiated again. "
-                               "Write the backward with operators and ctx.xp functions (see "
-                               "minidl.autograd), or call another Function for a kernel.")
     if not retain_graph:
         node._release()
     return input_grads
+
+
+def _check_gradient(node: FunctionCtx, parent: Tensor, gradient, create_graph: bool) -> None:
+    if gradient.shape != parent._data.shape:
+        raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gradient.shape)} "
+                           f"for an input of shape {tuple(parent.shape)}")
+    if create_graph and not isinstance(gradient, Tensor):
+        raise RuntimeError(f"{node.name}: under create_graph=True the backward returned a plain "
+                           f"{type(gradient).__name__}, so it cannot be differentiated again. "
+                           "Write the backward with operators and ctx.xp functions (see "
+                           "minidl.autograd), or call another Function for a kernel.")
 
 
 def _run_hooks(tensor: Tensor, gradient, create_graph: bool):

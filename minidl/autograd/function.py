@@ -17,7 +17,7 @@ class FunctionCtx:
     """
 
     __slots__ = ("xp", "needs_input_grad", "_fn", "_inputs", "_output_meta", "_watched", "_saved",
-                 "_saved_sources", "_released", "_trace", "__dict__")
+                 "_raw_outputs", "_released", "_trace", "__dict__")
 
     def __init__(self, fn: type, xp, needs_input_grad: tuple):
         self.xp = xp
@@ -27,7 +27,7 @@ class FunctionCtx:
         self._output_meta: tuple = ()
         self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._saved: tuple = ()
-        self._saved_sources: tuple = ()  # per saved array: ("input", i), ("output", k) or None
+        self._raw_outputs: tuple = ()  # what forward returned, when it saved something (by identity)
         self._released = False
         self._trace: list[str] | None = None
 
@@ -49,7 +49,7 @@ class FunctionCtx:
         """Free what the forward saved: the graph is used up after one backward."""
         self.__dict__.clear()
         self._saved = ()
-        self._saved_sources = ()
+        self._raw_outputs = ()
         self._released = True
 
 
@@ -66,23 +66,23 @@ class GraphContext:
         self._node = node
         self.xp = namespace
         self.needs_input_grad = node.needs_input_grad
-        self.saved_tensors = tuple(_saved_tensor(node, array, source)
-                                   for array, source in zip(node._saved, node._saved_sources))
+        self.saved_tensors = tuple(_saved_tensor(node, array) for array in node._saved)
 
     def __getattr__(self, name: str):
         return getattr(self._node, name)
 
 
-def _saved_tensor(node: FunctionCtx, array, source):
-    if source is None:
-        return Tensor(array) if hasattr(array, "shape") else array  # a constant
-    kind, index = source
-    if kind == "input":
-        tensor = node._inputs[index]
-        return array if tensor is None else tensor  # a Python scalar stays as it is
-    output = Tensor(backend.get_array_module(array).asarray(array), True)
-    output._ctx, output._output_index = node, index  # the node's own output, re-entered
-    return output
+def _saved_tensor(node: FunctionCtx, array):
+    """A saved array as a Tensor: the input or output it is (by identity), else a constant."""
+    for tensor in node._inputs:
+        if tensor is not None and tensor._data is array:
+            return tensor
+    for index, output in enumerate(node._raw_outputs):
+        if output is array:
+            tensor = Tensor(backend.get_array_module(array).asarray(array), True)
+            tensor._ctx, tensor._output_index = node, index  # the node's own output, re-entered
+            return tensor
+    return Tensor(array) if hasattr(array, "shape") else array  # a constant (or a Python scalar)
 
 
 class Function:
@@ -152,21 +152,10 @@ class Function:
             ctx._inputs = tuple(tensors)
             ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
             if ctx._saved:
-                ctx._saved_sources = tuple(_source(s, arrays, raw) for s in ctx._saved)
+                ctx._raw_outputs = raw
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
         return results if several else results[0]
-
-
-def _source(saved, inputs: list, outputs: tuple):
-    """Which forward argument or output a saved array is (by identity), or None for another array."""
-    for index, array in enumerate(inputs):
-        if saved is array:
-            return ("input", index)
-    for index, array in enumerate(outputs):
-        if saved is array:
-            return ("output", index)
-    return None
 
 
 def _array_module_of(args):

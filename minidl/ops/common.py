@@ -19,7 +19,7 @@ def reduce_like(xp, grad, target_meta):
     if grad.shape != shape:
         lead = grad.ndim - len(shape)
         stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
-        grad = xp.sum(grad, axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
+        grad = grad.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
     return grad if grad.dtype == dtype else xp.astype(grad, dtype)
 
 

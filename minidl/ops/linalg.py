@@ -85,7 +85,7 @@ class Linear(Function):
         gy2 = gy.reshape(-1, gy.shape[-1])  # (rows, out)
         gx = (gy2 @ weight).reshape(x.shape) if needs_x else None  # (..., in)
         gw = (gy2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None  # (out, rows) @ (rows, in)
-        gb = ctx.xp.sum(gy2, axis=0) if needs_b else None  # (out,)
+        gb = gy2.sum(axis=0) if needs_b else None  # (out,)
         return gx, gw, gb
 
 

@@ -59,7 +59,7 @@ class Var(Function):
     def backward(ctx, gy):
         (x,) = ctx.saved_tensors
         xp = ctx.xp
-        centered = x - xp.mean(x, axis=ctx.axes, keepdims=True)  # recomputed: a function of x
+        centered = x - x.mean(axis=ctx.axes, keepdims=True)  # recomputed: a function of x
         gy = expand_reduced(xp, gy, ctx.shape, ctx.axes, ctx.keepdim)
         with quiet(xp):
             return gy * centered * (2 / x.dtype.type(ctx.divisor)), None, None, None
@@ -146,7 +146,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        return y * (gy - ctx.xp.sum(gy * y, axis=ctx.axis, keepdims=True)), None
+        return y * (gy - (gy * y).sum(axis=ctx.axis, keepdims=True)), None
 
 
 class LogSoftmax(Function):
@@ -164,7 +164,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        return gy - ctx.xp.exp(y) * ctx.xp.sum(gy, axis=ctx.axis, keepdims=True), None
+        return gy - ctx.xp.exp(y) * gy.sum(axis=ctx.axis, keepdims=True), None
 
 
 def _count(shape: tuple, axes: tuple) -> int:
