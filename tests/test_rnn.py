@@ -1,4 +1,5 @@
-"""RNN, LSTM, GRU and their cells: ops and layers, gradcheck (float64) and PyTorch parity (float32)."""
+"""RNN, LSTM, GRU and their cells: ops and layers, gradcheck (float64) and PyTorch parity (float32);
+second order: gradgradcheck and Hessian-vector products against PyTorch (float64)."""
 import warnings
 
 import numpy as np
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 import minidl
 from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minidl.ops import recurrent
-from helpers import assert_close, check_module_parity, gradcheck_module
+from helpers import (assert_close, assert_hvp_matches_torch, check_module_hvp_parity,
+                     check_module_parity, gradcheck_module, gradgradcheck_module)
 
 LAYERS = {"RNN_TANH": (RNN, torch.nn.RNN, dict(nonlinearity="tanh")),
           "RNN_RELU": (RNN, torch.nn.RNN, dict(nonlinearity="relu")),
@@ -48,6 +50,9 @@ def test_layer_gradcheck_and_parity(mode, num_layers, bias, batch_first, bidirec
     inputs = [rng.standard_normal(shape)] + [rng.standard_normal(state_shape) for _ in range(count)]
     call = call_with_state(mode, count)
     assert gradcheck_module(ours(input_size, hidden, **args), inputs, call=call)
+    assert gradgradcheck_module(ours(input_size, hidden, **args), inputs, call=call)
+    check_module_hvp_parity(ours(input_size, hidden, **args), theirs(input_size, hidden, **args),
+                            inputs, call=call)
     check_module_parity(ours(input_size, 3, **args), theirs(input_size, 3, **args),
                         [inputs[0]] + [rng.standard_normal(state_shape[:-1] + (3,)) for _ in range(count)],
                         call=call)
@@ -65,6 +70,9 @@ def test_cell_gradcheck_and_parity(mode, bias, initial, batch, input_size, hidde
                                                             for _ in range(count)]
     call = call_with_state(mode, count)
     assert gradcheck_module(ours(input_size, hidden, bias=bias, **options), inputs, call=call)
+    assert gradgradcheck_module(ours(input_size, hidden, bias=bias, **options), inputs, call=call)
+    check_module_hvp_parity(ours(input_size, hidden, bias=bias, **options),
+                            theirs(input_size, hidden, bias=bias, **options), inputs, call=call)
     check_module_parity(ours(input_size, hidden, bias=bias, **options),
                         theirs(input_size, hidden, bias=bias, **options), inputs, call=call)
 
@@ -85,28 +93,36 @@ def op_arguments(mode, rng, dtype, length, batch, input_size, hidden, num_layers
     return [a.astype(dtype) for a in [rng.standard_normal((length, batch, input_size))] + states + weights]
 
 
-def run_op(library, mode, arrays, num_layers, bidirectional):
+def run_op(library, mode, arrays, num_layers, bidirectional, batch_first=False):
     """library.lstm / gru / rnn_tanh / rnn_relu on the arrays (torch's _VF signature)."""
     count = 2 if mode == "LSTM" else 1
     x, states, weights = arrays[0], arrays[1:1 + count], arrays[1 + count:]
     hx = tuple(states) if mode == "LSTM" else states[0]
     function = getattr(library, mode.lower())
-    return function(x, hx, list(weights), True, num_layers, 0.0, True, bidirectional, False)
+    return function(x, hx, list(weights), True, num_layers, 0.0, True, bidirectional, batch_first)
 
 
 @pytest.mark.parametrize("mode", sorted(LAYERS))
 @settings(max_examples=4)  # the layer tests above cover more configurations, in auto mode
-@given(num_layers=st.integers(1, 2), bidirectional=st.booleans(), length=st.integers(1, 3),
-       seed=st.integers(0, 2**16))
-def test_sequence_ops(kernel_mode, mode, num_layers, bidirectional, length, seed):
+@given(num_layers=st.integers(1, 2), bidirectional=st.booleans(), batch_first=st.booleans(),
+       length=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_sequence_ops(kernel_mode, mode, num_layers, bidirectional, batch_first, length, seed):
     arrays = op_arguments(mode, np.random.default_rng(seed), np.float64, length, 2, 1, 2, num_layers,
                           bidirectional)
+    if batch_first:
+        arrays[0] = np.ascontiguousarray(arrays[0].swapaxes(0, 1))  # (B, T, I)
+
+    def run(library, t):
+        return run_op(library, mode, t, num_layers, bidirectional, batch_first)
+
     tensors = [minidl.tensor(a, requires_grad=True) for a in arrays]
-    assert minidl.gradcheck(lambda *t: run_op(recurrent, mode, t, num_layers, bidirectional), tensors)
+    assert minidl.gradcheck(lambda *t: run(recurrent, t), tensors)
+    assert minidl.autograd.gradgradcheck(lambda *t: run(recurrent, t), tensors)
+    assert_hvp_matches_torch(lambda m, *t: run(recurrent if m is minidl else torch, t), arrays,
+                             mode.lower())
     ours = [minidl.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
-    compare_outputs_and_grads(run_op(recurrent, mode, ours, num_layers, bidirectional),
-                              run_op(torch, mode, theirs, num_layers, bidirectional), ours, theirs)
+    compare_outputs_and_grads(run(recurrent, ours), run(torch, theirs), ours, theirs)
 
 
 @pytest.mark.parametrize("name", ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell"])
@@ -125,6 +141,8 @@ def test_cell_ops(kernel_mode, name, bias, seed):
 
     tensors = [minidl.tensor(a, requires_grad=True) for a in arrays]
     assert minidl.gradcheck(lambda *t: run(recurrent, t), tensors)
+    assert minidl.autograd.gradgradcheck(lambda *t: run(recurrent, t), tensors)
+    assert_hvp_matches_torch(lambda m, *t: run(recurrent if m is minidl else torch, t), arrays, name)
     ours = [minidl.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
     compare_outputs_and_grads(run(recurrent, ours), run(torch, theirs), ours, theirs)

@@ -8,6 +8,19 @@ composed from ops, every step would add a dozen graph nodes, and the step loop i
 - Backward walks the steps in reverse and keeps every step's pre-activation gradient, so the
   gradients of x, W_ih, W_hh and the biases are again a few big GEMMs after the loop.
 
+Second order (Chainer's FunctionNode pattern, as GELU -> GELUGrad): a layer's backward is one call,
+``LayerGrad.apply(grad outputs..., inputs...)``. Its forward is the hand-written BPTT above, on
+arrays, so first order costs one extra call and nothing else. Its backward is derived once, by
+autograd itself: it replays the layer with the cell equations composed from ops (``step``, written
+against ``xp``), takes the vector-Jacobian product with ``grad(create_graph=True)`` and
+differentiates that. So the BPTT math exists once (hand-written, fast) and the cell math once
+(composed, the differentiable specification of what the kernels compute); nothing is differentiated
+by hand twice. Composing the cells from ops instead and deriving the graph-path backward from them
+would make the first derivative under ``create_graph`` a different code path from the one on
+arrays; here it is the same BPTT, and the composed replay runs only when a second derivative is
+asked for. The forward's gates and states are a cache for the BPTT (ctx attributes), never saved
+values: on the graph path they would be constants.
+
 Arrays are (T, B, ·), time first. ``reverse=True`` runs the steps from t = T-1 down to 0 (the
 backward direction of a bidirectional layer): the loop works on reversed views, so "step s" is
 time T-1-s, and the output is put back in time order. A cell (``lstm_cell``...) is a sequence of
@@ -16,11 +29,13 @@ functions of the same names (``torch.lstm`` ...), which its ``nn.LSTM``... call.
 """
 from __future__ import annotations
 
-from minidl.autograd import Function
+from minidl import backend
+from minidl.autograd import Function, GraphContext, enable_grad, grad
 from minidl.kernels.recurrent import (gru_cell_backward, gru_cell_forward, lstm_cell_backward,
                                       lstm_cell_forward)
 from minidl.ops import dropout as dropout_module
 from minidl.ops.shape import cat, stack, transpose, unsqueeze
+from minidl.ops.tensor_namespace import tensor_namespace
 from minidl.tensors import Tensor
 
 
@@ -50,20 +65,21 @@ def _states(xp, initial, shape: tuple, dtype):
     return states
 
 
-def _parameter_grads(ctx, x, w_ih, hs, g_xw, g_hw):
+def _parameter_grads(needs, reverse, x, w_ih, hs, g_xw, g_hw):
     """Gradients of x, W_ih, W_hh, b_ih, b_hh after the time loop, as big GEMMs over all steps.
 
     ``g_xw`` and ``g_hw`` (T, B, G·H), in step order, are the gradients of x W_ihᵀ + b_ih and of
-    h W_hhᵀ + b_hh at every step; ``hs`` (T+1, B, H) holds the hidden states in step order.
+    h W_hhᵀ + b_hh at every step; ``hs`` (T+1, B, H) holds the hidden states in step order;
+    ``needs`` is the layer's ``needs_input_grad``.
     """
     T, B, G = g_xw.shape
-    needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = ctx.needs_input_grad[-4:]
+    needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs[-4:]
     g_xw2 = g_xw.reshape(T * B, G)  # (T·B, G·H)
     gx = gw_ih = gw_hh = gb_ih = gb_hh = None
-    if ctx.needs_input_grad[0]:
-        gx = _steps((g_xw2 @ w_ih).reshape(T, B, -1), ctx.reverse)  # (T, B, I) in time order
+    if needs[0]:
+        gx = _steps((g_xw2 @ w_ih).reshape(T, B, -1), reverse)  # (T, B, I) in time order
     if needs_w_ih:
-        gw_ih = g_xw2.T @ _steps(x, ctx.reverse).reshape(T * B, -1)  # (G·H, I)
+        gw_ih = g_xw2.T @ _steps(x, reverse).reshape(T * B, -1)  # (G·H, I)
     if needs_w_hh:
         gw_hh = g_hw.reshape(T * B, G).T @ hs[:-1].reshape(T * B, -1)  # (G·H, H)
     if needs_b_ih:
@@ -73,12 +89,22 @@ def _parameter_grads(ctx, x, w_ih, hs, g_xw, g_hw):
     return gx, gw_ih, gw_hh, gb_ih, gb_hh
 
 
+def _sigmoid(xp, x):
+    return 0.5 * xp.tanh(0.5 * x) + 0.5  # the kernels' σ, which never overflows
+
+
+def _affine(x, w, b):
+    """x Wᵀ (+ b): (B, I) -> (B, G·H)."""
+    return x @ w.T if b is None else x @ w.T + b
+
+
 class RNNLayer(Function):
     """h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), tanh or relu;  g = gh' act', gh = g W_hh."""
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False):
         xp = ctx.xp
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh)  # the inputs, for second order
         x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, _bias_sum(b_ih, b_hh), reverse)  # (T, B, H)
         T, B, H = xw.shape
@@ -91,27 +117,37 @@ class RNNLayer(Function):
                 xp.tanh(h, out=h)
             else:
                 xp.maximum(h, 0, out=h)
-        ctx.save_for_backward(x, w_ih, w_hh, hs)
-        ctx.nonlinearity, ctx.reverse = nonlinearity, reverse
+        ctx.tape, ctx.options, ctx.reverse = (x, hs), dict(nonlinearity=nonlinearity), reverse
         return _steps(hs[1:], reverse), hs[-1].copy()
 
     @staticmethod
     def backward(ctx, gy, gh_n):
-        x, w_ih, w_hh, hs = ctx.saved_tensors
-        xp = ctx.xp
-        gy = _steps(gy, ctx.reverse)  # (T, B, H) in step order
+        return _layer_grad(RNNLayer, ctx, gy, gh_n)
+
+    @staticmethod
+    def bptt(gy, gh_n, w_ih, w_hh, *, tape, needs, reverse, nonlinearity):
+        """The gradients of (x, h0, W_ih, W_hh, b_ih, b_hh), on arrays (LayerGrad's forward)."""
+        x, hs = tape
+        xp = backend.get_array_module(hs)
+        gy = _steps(gy, reverse)  # (T, B, H) in step order
         g_pre = xp.empty_like(hs[1:])  # (T, B, H)
         gh = gh_n.copy()
         for s in reversed(range(len(gy))):
             gh += gy[s]
             h = hs[s + 1]
-            if ctx.nonlinearity == "tanh":
+            if nonlinearity == "tanh":
                 xp.multiply(gh, 1 - h * h, out=g_pre[s])
             else:
                 xp.multiply(gh, h > 0, out=g_pre[s])
             xp.matmul(g_pre[s], w_hh, out=gh)  # (B, H)
-        gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(ctx, x, w_ih, hs, g_pre, g_pre)
-        return gx, gh if ctx.needs_input_grad[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
+        gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(needs, reverse, x, w_ih, hs, g_pre, g_pre)
+        return gx, gh, gw_ih, gw_hh, gb_ih, gb_hh
+
+    @staticmethod
+    def step(xp, x, h, w_ih, w_hh, b_ih, b_hh, *, nonlinearity):
+        """One step composed from ops: (h',)."""
+        pre = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)  # (B, H)
+        return (xp.tanh(pre) if nonlinearity == "tanh" else xp.maximum(pre, 0),)
 
 
 class LSTMLayer(Function):
@@ -124,6 +160,7 @@ class LSTMLayer(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         xp = ctx.xp
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh)  # the inputs, for second order
         x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, _bias_sum(b_ih, b_hh), reverse)  # (T, B, 4H)
         T, B, G = xw.shape
@@ -134,15 +171,19 @@ class LSTMLayer(Function):
         for s in range(T):
             xp.matmul(hs[s], w_hh.T, out=hw)  # (B, 4H)
             lstm_cell_forward(xw[s], hw, cs[s], hs[s + 1], cs[s + 1], gates[s])
-        ctx.save_for_backward(x, w_ih, w_hh, hs, cs, gates)
-        ctx.reverse = reverse
+        ctx.tape, ctx.options, ctx.reverse = (x, hs, cs, gates), {}, reverse
         return _steps(hs[1:], reverse), hs[-1].copy(), cs[-1].copy()
 
     @staticmethod
     def backward(ctx, gy, gh_n, gc_n):
-        x, w_ih, w_hh, hs, cs, gates = ctx.saved_tensors
-        xp = ctx.xp
-        gy = _steps(gy, ctx.reverse)  # (T, B, H) in step order
+        return _layer_grad(LSTMLayer, ctx, gy, gh_n, gc_n)
+
+    @staticmethod
+    def bptt(gy, gh_n, gc_n, w_ih, w_hh, *, tape, needs, reverse):
+        """The gradients of (x, h0, c0, W_ih, W_hh, b_ih, b_hh), on arrays."""
+        x, hs, cs, gates = tape
+        xp = backend.get_array_module(hs)
+        gy = _steps(gy, reverse)  # (T, B, H) in step order
         g_pre = xp.empty_like(gates)  # (T, B, 4H)
         gh = gh_n.copy()
         # two buffers in turn: an output that aliases an input would stop LLVM vectorising
@@ -152,9 +193,17 @@ class LSTMLayer(Function):
             lstm_cell_backward(gates[s], cs[s], cs[s + 1], gh, gc, g_pre[s], gc_next)
             gc, gc_next = gc_next, gc
             xp.matmul(g_pre[s], w_hh, out=gh)  # (B, H)
-        gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(ctx, x, w_ih, hs, g_pre, g_pre)
-        needs_h0, needs_c0 = ctx.needs_input_grad[1:3]
-        return gx, gh if needs_h0 else None, gc if needs_c0 else None, gw_ih, gw_hh, gb_ih, gb_hh
+        gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(needs, reverse, x, w_ih, hs, g_pre, g_pre)
+        return gx, gh, gc, gw_ih, gw_hh, gb_ih, gb_hh
+
+    @staticmethod
+    def step(xp, x, h, c, w_ih, w_hh, b_ih, b_hh):
+        """One step composed from ops: (h', c')."""
+        H = h.shape[-1]
+        pre = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)  # (B, 4H)
+        i, f, o = (_sigmoid(xp, pre[:, k * H:(k + 1) * H]) for k in (0, 1, 3))  # (B, H) each
+        c_new = f * c + i * xp.tanh(pre[:, 2 * H:3 * H])
+        return o * xp.tanh(c_new), c_new
 
 
 class GRULayer(Function):
@@ -169,6 +218,7 @@ class GRULayer(Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         xp = ctx.xp
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh)  # the inputs, for second order
         x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, b_ih, reverse)  # (T, B, 3H)
         T, B, G = xw.shape
@@ -180,15 +230,19 @@ class GRULayer(Function):
             if b_hh is not None:
                 hws[s] += b_hh
             gru_cell_forward(xw[s], hws[s], hs[s], hs[s + 1], gates[s])
-        ctx.save_for_backward(x, w_ih, w_hh, hs, hws, gates)
-        ctx.reverse = reverse
+        ctx.tape, ctx.options, ctx.reverse = (x, hs, hws, gates), {}, reverse
         return _steps(hs[1:], reverse), hs[-1].copy()
 
     @staticmethod
     def backward(ctx, gy, gh_n):
-        x, w_ih, w_hh, hs, hws, gates = ctx.saved_tensors
-        xp = ctx.xp
-        gy = _steps(gy, ctx.reverse)  # (T, B, H) in step order
+        return _layer_grad(GRULayer, ctx, gy, gh_n)
+
+    @staticmethod
+    def bptt(gy, gh_n, w_ih, w_hh, *, tape, needs, reverse):
+        """The gradients of (x, h0, W_ih, W_hh, b_ih, b_hh), on arrays."""
+        x, hs, hws, gates = tape
+        xp = backend.get_array_module(hs)
+        gy = _steps(gy, reverse)  # (T, B, H) in step order
         g_xw, g_hw = xp.empty_like(gates), xp.empty_like(gates)  # (T, B, 3H) each
         gh_skip = xp.empty_like(gh_n)  # the part of gh that bypasses W_hh: gh' z
         gh = gh_n.copy()
@@ -197,8 +251,80 @@ class GRULayer(Function):
             gru_cell_backward(gates[s], hws[s], hs[s], gh, g_xw[s], g_hw[s], gh_skip)
             xp.matmul(g_hw[s], w_hh, out=gh)  # (B, H)
             gh += gh_skip
-        gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(ctx, x, w_ih, hs, g_xw, g_hw)
-        return gx, gh if ctx.needs_input_grad[1] else None, gw_ih, gw_hh, gb_ih, gb_hh
+        gx, gw_ih, gw_hh, gb_ih, gb_hh = _parameter_grads(needs, reverse, x, w_ih, hs, g_xw, g_hw)
+        return gx, gh, gw_ih, gw_hh, gb_ih, gb_hh
+
+    @staticmethod
+    def step(xp, x, h, w_ih, w_hh, b_ih, b_hh):
+        """One step composed from ops: (h',)."""
+        H = h.shape[-1]
+        xw, hw = _affine(x, w_ih, b_ih), _affine(h, w_hh, b_hh)  # (B, 3H) each
+        r, z = (_sigmoid(xp, xw[:, k * H:(k + 1) * H] + hw[:, k * H:(k + 1) * H]) for k in (0, 1))
+        n = xp.tanh(xw[:, 2 * H:] + r * hw[:, 2 * H:])
+        return ((1 - z) * n + z * h,)
+
+
+def _layer_grad(layer, ctx, *grad_outputs):
+    """A layer's backward: ``LayerGrad`` computes the gradients its node needs, None elsewhere."""
+    needs = ctx.needs_input_grad
+    grads = iter(LayerGrad.apply(*grad_outputs, *ctx.saved_tensors, layer=layer, tape=ctx.tape,
+                                 options=ctx.options, reverse=ctx.reverse, needs=needs))
+    return tuple(next(grads) if need else None for need in needs)
+
+
+class LayerGrad(Function):
+    """g_inputs = (∂ layer / ∂ inputs)ᵀ g_outputs: one layer's BPTT, as a differentiable node.
+
+    Arguments: the layer's output gradients (gy, gh_n[, gc_n]), then its inputs (x, h0[, c0],
+    W_ih, W_hh, b_ih, b_hh); returns the gradients of the inputs in ``needs``. Forward: the
+    layer's hand-written ``bptt`` on arrays, reading the forward's ``tape``. Backward, for ggs:
+    ∂⟨ggs, g_inputs⟩ / ∂(g_outputs, inputs), derived by autograd from a replay of the layer with
+    its composed ``step``: g_inputs = grad(replay, inputs, g_outputs, create_graph=True), then
+    grad(g_inputs, ..., ggs). Under create_graph that too is recorded (third order and beyond).
+    """
+
+    @staticmethod
+    def forward(ctx, *args, layer, tape, options, reverse, needs):
+        ctx.save_for_backward(*args)
+        ctx.layer, ctx.options, ctx.reverse, ctx.needs = layer, options, reverse, needs
+        grad_outputs, (w_ih, w_hh) = args[:len(args) - len(needs)], args[-4:-2]
+        grads = layer.bptt(*grad_outputs, w_ih, w_hh, tape=tape, needs=needs, reverse=reverse,
+                           **options)
+        return tuple(g for g, need in zip(grads, needs) if need)
+
+    @staticmethod
+    def backward(ctx, *ggs):
+        graph = isinstance(ctx, GraphContext)  # then the saved values are the graph's Tensors
+        values = [v if graph or v is None else Tensor(v, requires_grad=True)
+                  for v in ctx.saved_tensors]
+        grad_outputs, inputs = values[:len(values) - len(ctx.needs)], values[-len(ctx.needs):]
+        wanted = [x for x, need in zip(inputs, ctx.needs) if need]
+        targets = [i for i, need in enumerate(ctx.needs_input_grad) if need]
+        xp = ctx.xp if graph else tensor_namespace(ctx.xp)
+        with enable_grad():
+            outputs = _replay(xp, ctx.layer, inputs, ctx.reverse, ctx.options)
+            g_inputs = grad(outputs, wanted, grad_outputs, create_graph=True, allow_unused=True)
+            pairs = [(g, gg) for g, gg in zip(g_inputs, ggs) if g is not None and g.requires_grad]
+            if not pairs:
+                return (None,) * len(values)
+            seconds = grad([g for g, _ in pairs], [values[i] for i in targets],
+                           [gg for _, gg in pairs], create_graph=graph, allow_unused=True)
+        result = [None] * len(values)
+        for i, g in zip(targets, seconds):
+            result[i] = g if graph or g is None else g.data
+        return tuple(result)
+
+
+def _replay(xp, layer, inputs, reverse: bool, options: dict):
+    """The layer's outputs (y, h_n[, c_n]) composed from its ``step``: x (T, B, I) in time order."""
+    x, *states, w_ih, w_hh, b_ih, b_hh = inputs
+    T, B = x.shape[:2]
+    states = [xp.zeros((B, w_hh.shape[1]), dtype=x.dtype) if s is None else s for s in states]
+    ys = [None] * T
+    for t in (reversed(range(T)) if reverse else range(T)):
+        states = layer.step(xp, x[t], *states, w_ih, w_hh, b_ih, b_hh, **options)
+        ys[t] = states[0]
+    return (xp.stack(ys), *states)  # (T, B, H), then the final states (B, H)
 
 
 # ----- functions: PyTorch's torch.rnn_tanh / rnn_relu / lstm / gru and their cells ---------------
