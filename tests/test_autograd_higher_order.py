@@ -226,11 +226,19 @@ def _flat(result):
     return [result]
 
 
+def _layout(result):
+    """The nesting of tuples and the shapes of the Tensors in a functional result."""
+    if isinstance(result, (tuple, list)):
+        return tuple(_layout(item) for item in result)
+    return tuple(result.shape)
+
+
 @pytest.mark.parametrize("name", sorted(FUNCTIONAL_CASES))
 def test_functional_matches_torch(name):
-    ours = _flat(FUNCTIONAL_CASES[name](minidl, (minidl.tensor(X), minidl.tensor(W))))
-    theirs = _flat(FUNCTIONAL_CASES[name](torch, (torch.tensor(X), torch.tensor(W))))
-    assert len(ours) == len(theirs)
+    ours = FUNCTIONAL_CASES[name](minidl, (minidl.tensor(X), minidl.tensor(W)))
+    theirs = FUNCTIONAL_CASES[name](torch, (torch.tensor(X), torch.tensor(W)))
+    assert _layout(ours) == _layout(theirs), name
+    ours, theirs = _flat(ours), _flat(theirs)
     for a, b in zip(ours, theirs):
         assert not a.requires_grad
         assert_close(a, b, np.float64, name)

@@ -79,7 +79,8 @@ def hessian(func, inputs, create_graph: bool = False, strict: bool = False,
     def gradient(*args):
         _, outputs = _outputs("hessian", func(*args))
         _check_scalar("hessian", outputs)
-        return _grad(outputs, args, None, True, strict, "hessian")
+        grads = _grad(outputs, args, None, True, strict, "hessian")
+        return grads if is_tuple else grads[0]
 
     return jacobian(gradient, xs if is_tuple else xs[0], create_graph, strict, vectorize,
                     outer_jacobian_strategy)
