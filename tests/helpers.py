@@ -95,8 +95,10 @@ def _engine_hvp(m, outputs_of, wrt: list, dtype):
         return None
     loss = sum((o * m.tensor(rng.standard_normal(tuple(o.shape)).astype(dtype))).sum() for o in outputs)
     grads = m.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)
-    terms = [(g * m.tensor(rng.standard_normal(tuple(x.shape)).astype(dtype))).sum()
-             for g, x in zip(grads, wrt) if g is not None and g.requires_grad]
+    # one direction per input, drawn for all (torch marks some constant gradients as requiring grad)
+    directions = [rng.standard_normal(tuple(x.shape)).astype(dtype) for x in wrt]
+    terms = [(g * m.tensor(u)).sum() for g, u in zip(grads, directions)
+             if g is not None and g.requires_grad]
     if not terms:  # every gradient is constant: the second derivatives are all zero
         return grads, [None] * len(wrt)
     return grads, m.autograd.grad(sum(terms), wrt, allow_unused=True)

@@ -1,11 +1,18 @@
-"""scaled_dot_product_attention and MultiheadAttention: gradcheck, PyTorch parity, masks, errors."""
+"""scaled_dot_product_attention and MultiheadAttention: gradcheck, gradgradcheck, PyTorch parity
+of outputs, gradients and Hessian-vector products (hvp), masks, errors.
+
+PyTorch's fused CPU attention kernels have no double backward, so torch's side of every HVP
+comparison runs under ``sdpa_kernel(SDPBackend.MATH)`` (the composed reference).
+"""
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close, check_module_parity, gradcheck_module
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from helpers import (assert_close, assert_hvp_matches_torch, check_module_hvp_parity,
+                     check_module_parity, gradcheck_module, gradgradcheck_module)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,6 +74,17 @@ def test_sdpa_gradcheck_and_parity(batch, L, S, E, Ev, mask, mask_batched, broad
     tensors = [minidl.tensor(x, requires_grad=x.dtype.kind == "f") for x in inputs]
     assert minidl.gradcheck(ours, tensors)
     check_function_parity(ours, theirs, inputs)
+    assert minidl.autograd.gradgradcheck(ours, tensors)
+    floats = [x for x in inputs if x.dtype.kind == "f"]  # a bool mask is a constant of both
+    constant = [x for x in inputs if x.dtype.kind != "f"]
+
+    def either(m, *xs):
+        if m is minidl:
+            return ours(*xs, *[minidl.tensor(c) for c in constant])
+        with sdpa_kernel(SDPBackend.MATH):
+            return theirs(*xs, *[torch.tensor(c) for c in constant])
+
+    assert_hvp_matches_torch(either, floats, "scaled_dot_product_attention")
 
 
 @given(heads=st.sampled_from([(4, 2), (6, 3), (2, 1)]), seed=st.integers(0, 2**16))
@@ -183,6 +201,9 @@ def test_mha_gradcheck_and_parity(batch_first, batched, cross, dims, bias, attn_
 
     assert gradcheck_module(make(minidl.nn.attention), inputs, call=call)
     check_module_parity(make(minidl.nn.attention), make(torch.nn), inputs, call=call)
+    assert gradgradcheck_module(make(minidl.nn.attention), inputs, call=call)
+    with sdpa_kernel(SDPBackend.MATH):
+        check_module_hvp_parity(make(minidl.nn.attention), make(torch.nn), inputs, call=call)
 
 
 @given(batch_first=st.booleans(), need_weights=st.booleans(), bool_mask=st.booleans(),

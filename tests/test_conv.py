@@ -1,4 +1,5 @@
-"""Convolutions (functional, layers, plain, transposed): gradcheck, PyTorch parity, errors, init."""
+"""Convolutions (functional, layers, plain, transposed): gradcheck, gradgradcheck, PyTorch parity
+of outputs, gradients and Hessian-vector products (hvp), errors, init."""
 
 import math
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as torch_F
-from helpers import assert_close, check_module_parity, gradcheck_module
+from helpers import (assert_close, assert_hvp_matches_torch, check_module_hvp_parity,
+                     check_module_parity, gradcheck_module, gradgradcheck_module)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -157,6 +159,30 @@ def test_layers_gradcheck_and_parity(kernel_mode, dims, transposed, data):
     make = lambda cls: cls(cfg["in_channels"], cfg["out_channels"], cfg["kernel_size"], **kwargs)
     assert gradcheck_module(make(ours_cls), [x])
     check_module_parity(make(ours_cls), make(theirs_cls), [x], scale=2)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@with_fixture
+@given(data=st.data())
+def test_second_order_gradgradcheck_and_hvp_parity(kernel_mode, dims, transposed, data):
+    """A convolution is bilinear: its second derivatives mix input and weight (the WGAN-GP penalty
+    differentiates gx with respect to the weight). Functional and layer forms, against torch."""
+    cfg = data.draw(configs(transposed, dims))
+    x, w, b = arrays(cfg, transposed)
+    ours = OURS[transposed, dims]
+    kwargs = functional_arguments(cfg, transposed)
+    arrays_ = [a for a in (x, w, b) if a is not None]
+    assert minidl.autograd.gradgradcheck(lambda *t: ours(*t, **kwargs),
+                                         [minidl.tensor(a, requires_grad=True) for a in arrays_])
+    theirs = getattr(torch_F, ours.__name__)
+    assert_hvp_matches_torch(lambda m, *t: (ours if m is minidl else theirs)(*t, **kwargs),
+                             arrays_, ours.__name__)
+    ours_cls, theirs_cls = LAYERS[transposed, dims]
+    make = lambda cls: cls(cfg["in_channels"], cfg["out_channels"], cfg["kernel_size"],
+                           **kwargs, bias=cfg["bias"])
+    assert gradgradcheck_module(make(ours_cls), [x])
+    check_module_hvp_parity(make(ours_cls), make(theirs_cls), [x])
 
 
 REPR_CASES = [

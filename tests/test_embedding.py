@@ -1,8 +1,10 @@
-"""Embedding: gradcheck and PyTorch parity (output and weight gradient), init, from_pretrained, errors."""
+"""Embedding: gradcheck, gradgradcheck, PyTorch parity (output, weight gradient, Hessian-vector
+products (hvp)), init, from_pretrained, errors."""
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, check_module_parity, gradcheck_module
+from helpers import (assert_close, check_module_hvp_parity, check_module_parity, gradcheck_module,
+                     gradgradcheck_module)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,6 +26,29 @@ def test_embedding_gradcheck_and_parity(kernel_mode, num, dim, index_shape, padd
         return  # scaling by frequency is a heuristic, not the gradient; the padding row is frozen,
         # so where it is looked up the true derivative and the (zero) gradient differ by definition
     assert gradcheck_module(Embedding(num, dim, **options), [indices])
+
+
+def squared(module, indices):
+    """E[idx]²: its weight gradient depends on the weight, through the lookup's backward."""
+    y = module(indices)
+    return y * y
+
+
+@given(num=st.integers(1, 5), dim=st.integers(1, 3),
+       index_shape=st.lists(st.integers(1, 3), min_size=0, max_size=2),  # torch fails on 0 indices
+       padding=st.sampled_from([None, 0]), scale_grad_by_freq=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_embedding_second_order(kernel_mode, num, dim, index_shape, padding, scale_grad_by_freq,
+                                seed):
+    """The lookup's backward is linear in gy; its own gradient is the lookup again, with the row
+    scales (0 at the padding row, 1/count with scale_grad_by_freq). PyTorch's double backward leaves
+    the 1/count out, so HVPs are compared with torch's without it; gradgradcheck checks ours."""
+    indices = np.random.default_rng(seed).integers(0, num, index_shape)
+    options = dict(padding_idx=padding, scale_grad_by_freq=scale_grad_by_freq)
+    assert gradgradcheck_module(Embedding(num, dim, **options), [indices], call=squared)
+    if not scale_grad_by_freq:
+        check_module_hvp_parity(Embedding(num, dim, **options),
+                                torch.nn.Embedding(num, dim, **options), [indices], call=squared)
 
 
 def test_repeated_indices_accumulate_and_padding_row_gets_no_gradient(kernel_mode):

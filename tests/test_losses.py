@@ -1,9 +1,11 @@
-"""Losses: float64 gradcheck (input and float targets) and float32 PyTorch parity of every loss
-module over hypothesis-drawn configurations; stability at extreme inputs; errors; reprs."""
+"""Losses: float64 gradcheck and gradgradcheck (input and float targets), float32 PyTorch parity
+and float64 Hessian-vector product (hvp) parity of every loss module over hypothesis-drawn
+configurations; stability at extreme inputs; errors; reprs."""
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, check_module_parity, gradcheck_module
+from helpers import (assert_close, check_module_hvp_parity, check_module_parity, gradcheck_module,
+                     gradgradcheck_module)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,8 +24,11 @@ def _pair(ours_class, theirs_class, **kwargs):
 
 
 def _check(make_ours, theirs, inputs):
+    """First and second derivatives (gradgradcheck, and HVPs against torch's)."""
     assert gradcheck_module(make_ours(), inputs)
     check_module_parity(make_ours(), theirs, inputs)
+    assert gradgradcheck_module(make_ours(), inputs)
+    check_module_hvp_parity(make_ours(), theirs, inputs)
 
 
 @given(shape=st.lists(st.integers(1, 4), min_size=0, max_size=2), classes=st.integers(1, 5),

@@ -1,9 +1,11 @@
-"""BatchNorm1d/2d/3d, GroupNorm and their functional forms: gradcheck and PyTorch parity."""
+"""BatchNorm1d/2d/3d, GroupNorm and their functional forms (batch_norm, group_norm): gradcheck,
+gradgradcheck, and PyTorch parity of outputs, gradients and Hessian-vector products (hvp)."""
 
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, check_module_parity, gradcheck_module
+from helpers import (assert_close, check_module_hvp_parity, check_module_parity, gradcheck_module,
+                     gradgradcheck_module)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +91,32 @@ def test_batch_norm_gradcheck(kernel_mode, spatial, channels, affine, training, 
     assert gradcheck_module(layer, [rng.standard_normal((3, channels) + (2,) * spatial)])
 
 
+@with_fixture
+@given(
+    spatial=st.integers(0, 3),
+    channels=st.integers(1, 3),
+    affine=st.booleans(),
+    training=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_batch_norm_second_order(kernel_mode, spatial, channels, affine, training, seed):
+    """Training mode differentiates through the batch statistics (the fused op's composed replay);
+    evaluation mode is composed from ops."""
+    ours, theirs = (cls(channels, affine=affine) for cls in BATCH_NORMS[spatial])
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        theirs.running_mean.copy_(torch.tensor(rng.standard_normal(channels)))
+        theirs.running_var.copy_(torch.tensor(rng.uniform(0.5, 2, channels)))
+        if affine:
+            theirs.weight.normal_()
+            theirs.bias.normal_()
+    ours.train(training)
+    theirs.train(training)
+    x = rng.standard_normal((3, channels) + (2,) * spatial)
+    check_module_hvp_parity(ours, theirs, [x])
+    assert gradgradcheck_module(ours, [x])
+
+
 def test_functional_batch_norm_matches_torch():
     rng = np.random.default_rng(0)
     x, mean, var = rng.standard_normal((4, 3, 5)), rng.standard_normal(3), rng.uniform(0.5, 2, 3)
@@ -139,6 +167,8 @@ def test_group_norm_gradcheck_and_parity(groups_and_channels, spatial, affine, s
             theirs.weight.normal_()
             theirs.bias.normal_()
     check_module_parity(GroupNorm(groups, channels, affine=affine), theirs, [x])
+    assert gradgradcheck_module(GroupNorm(groups, channels, affine=affine), [x])
+    check_module_hvp_parity(GroupNorm(groups, channels, affine=affine), theirs, [x])
 
 
 def test_group_norm_functional_without_affine():

@@ -1,9 +1,11 @@
-"""Pooling ops and layers: gradcheck (float64) and PyTorch parity (float32), with and without kernels."""
+"""Pooling ops and layers: gradcheck and gradgradcheck (float64), PyTorch parity (float32) and
+Hessian-vector product (hvp) parity (float64), with and without kernels."""
 
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, check_module_parity, gradcheck_module
+from helpers import (assert_close, check_module_hvp_parity, check_module_parity, gradcheck_module,
+                     gradgradcheck_module)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,6 +74,19 @@ def test_max_pool_gradcheck_and_parity(kernel_mode, window, seed):
     check_module_parity(
         ours(**config, return_indices=True), theirs(**config, return_indices=True), [x]
     )
+    check_second_order(ours(**config), theirs(**config), x)
+
+
+def squared(module, x):
+    """pool(x)²: its gradient 2·pool(x) feeds back into the pool's backward, so the second
+    derivative goes through the backward's own gradient (a gather for max, a pool for average)."""
+    y = module(x)
+    return y * y
+
+
+def check_second_order(ours, theirs, x):
+    assert gradgradcheck_module(ours, [x], call=squared)
+    check_module_hvp_parity(ours, theirs, [x], call=squared)
 
 
 def test_max_pool_ties_take_the_first_and_padding_never_wins(kernel_mode):
@@ -109,6 +124,7 @@ def test_avg_pool_gradcheck_and_parity(kernel_mode, window, count_include_pad, s
     ours, theirs = AVG_POOLS[dims]
     assert gradcheck_module(ours(**config), [x])
     check_module_parity(ours(**config), theirs(**config), [x])
+    check_second_order(ours(**config), theirs(**config), x)
 
 
 @given(dims=st.integers(1, 3), data=st.data(), seed=st.integers(0, 2**16))
@@ -122,6 +138,7 @@ def test_adaptive_avg_pool_gradcheck_and_parity(dims, data, seed):
     assert gradcheck_module(ours(output_size), [x])
     check_module_parity(ours(output_size), theirs(output_size), [x])
     check_module_parity(ours(output_size), theirs(output_size), [x[0]])  # unbatched
+    check_second_order(ours(output_size), theirs(output_size), x)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,12 @@
-"""Transformer encoder/decoder layers and stacks: gradcheck, PyTorch parity, state_dict trips."""
+"""Transformer encoder/decoder layers and stacks: gradcheck, gradgradcheck, PyTorch parity of
+outputs, gradients and Hessian-vector products (hvp, torch under its MATH attention backend, the
+one with a double backward), state_dict round trips."""
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, check_module_parity, gradcheck_module
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from helpers import (assert_close, check_module_hvp_parity, check_module_parity, gradcheck_module,
+                     gradgradcheck_module)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -192,6 +196,40 @@ def test_decoder_stack_parity():
     causal = np.triu(np.ones((4, 4), dtype=bool), 1)
     check_module_parity(make(transformer), make(torch.nn), [tgt, memory, causal],
                         call=lambda m, t, mem, mask: m(t, mem, tgt_mask=mask, tgt_is_causal=True))
+
+
+SECOND_ORDER_CASES = {
+    "TransformerEncoderLayer": lambda nn: nn.TransformerEncoderLayer(4, 2, dim_feedforward=3,
+                                                                      dropout=0.0),
+    "TransformerEncoderLayer-norm_first-gelu": lambda nn: nn.TransformerEncoderLayer(
+        4, 2, dim_feedforward=3, dropout=0.0, activation="gelu", norm_first=True),
+    "TransformerDecoderLayer": lambda nn: nn.TransformerDecoderLayer(4, 2, dim_feedforward=3,
+                                                                      dropout=0.0),
+    "TransformerEncoder": lambda nn: nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(4, 1, dim_feedforward=3, dropout=0.0), 2,
+        norm=nn.LayerNorm(4), **({} if nn is transformer else {"enable_nested_tensor": False})),
+    "TransformerDecoder": lambda nn: nn.TransformerDecoder(
+        nn.TransformerDecoderLayer(4, 1, dim_feedforward=3, dropout=0.0), 2, norm=nn.LayerNorm(4)),
+}
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER_CASES)
+def test_second_order_gradgradcheck_and_hvp_parity(name):
+    """Second derivatives through attention, LayerNorm and the feed-forward block, with a causal
+    mask (decoders) or a key padding mask (encoders); parameters included."""
+    make = SECOND_ORDER_CASES[name]
+    rng = np.random.default_rng(0)
+    x, memory = rng.standard_normal((3, 2, 4)), rng.standard_normal((2, 2, 4))
+    if "Decoder" in name:
+        causal = np.triu(np.ones((3, 3), dtype=bool), 1)
+        inputs = [x, memory, causal]
+        call = lambda m, t, mem, mask: m(t, mem, tgt_mask=mask)  # noqa: E731
+    else:
+        inputs = [x, np.array([[False, False, True], [False, False, False]])]
+        call = lambda m, src, pad: m(src, src_key_padding_mask=pad)  # noqa: E731
+    assert gradgradcheck_module(make(transformer), inputs, call=call)
+    with sdpa_kernel(SDPBackend.MATH):
+        check_module_hvp_parity(make(transformer), make(torch.nn), inputs, call=call)
 
 
 def test_square_subsequent_mask_matches_torch():

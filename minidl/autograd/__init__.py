@@ -10,10 +10,14 @@ The design, in three sentences:
    its ``xp`` is :mod:`minidl.ops.tensor_namespace` (NumPy's names over Tensors, each call a
    recorded op), its saved values are the node's own input and output Tensors, and its gradients
    are Tensors, so the gradient is itself a graph that can be differentiated again.
-3. A fused kernel's backward is itself a Function (Chainer's FunctionNode pattern): max-pool's
+3. A kernel's backward is itself a Function (Chainer's FunctionNode pattern): max-pool's
    backward calls ``MaxPoolGrad.apply(gy, ...)``, whose forward is the scatter kernel and whose
-   backward, a gather, is derived once; ``Function.apply`` on plain arrays only runs ``forward``,
-   so on arrays that costs one call, and on Tensors it records a node.
+   backward, a gather, is derived once (``Function.apply`` on plain arrays only runs ``forward``,
+   so on arrays that costs one call); a convolution's backward is its transpose and its weight
+   gradient, each the others' gradient. An op fused by hand (norms, softmax cross-entropy,
+   attention, recurrent layers) is a :class:`FusedFunction`: its backward stays on arrays, and
+   under ``create_graph`` it is recorded as a node whose own backward autograd derives from
+   ``composed``, the op written with ops (see :mod:`minidl.autograd.fused`).
 
 A saved array that is neither an input nor an output of the op (a mask, indices) is a constant
 under ``create_graph``; an op whose backward needs a differentiable intermediate recomputes it
@@ -25,12 +29,13 @@ The graph walk (``engine``) is iterative, so graph depth is unbounded.
 from minidl.autograd import functional
 from minidl.autograd.engine import backward, grad
 from minidl.autograd.function import Function, FunctionCtx, GraphContext
+from minidl.autograd.fused import FusedFunction
 from minidl.autograd.grad_mode import (detect_anomaly, enable_grad, is_anomaly_enabled,
                                        is_grad_enabled, no_grad, set_detect_anomaly,
                                        set_grad_enabled)
 from minidl.gradient_check import GradcheckError, gradcheck, gradgradcheck
 
-__all__ = ["Function", "FunctionCtx", "GraphContext", "backward", "grad", "functional", "gradcheck",
+__all__ = ["Function", "FunctionCtx", "GraphContext", "FusedFunction", "backward", "grad", "functional", "gradcheck",
            "gradgradcheck", "GradcheckError", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "detect_anomaly", "set_detect_anomaly",
            "is_anomaly_enabled"]

@@ -250,7 +250,7 @@ def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_
         from minidl.ops.tensor_namespace import tensor_namespace  # ops build on autograd
 
         context = GraphContext(node, tensor_namespace(node.xp))
-        input_grads = node._fn.backward(context, *output_grads)
+        input_grads = node._fn._graph_backward(context, *output_grads)
     else:
         input_grads = node._fn.backward(node, *output_grads)
     if not isinstance(input_grads, tuple):

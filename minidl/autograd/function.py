@@ -17,7 +17,7 @@ class FunctionCtx:
     """
 
     __slots__ = ("xp", "needs_input_grad", "_fn", "_inputs", "_output_meta", "_watched", "_saved",
-                 "_raw_outputs", "_released", "_trace", "__dict__")
+                 "_raw_outputs", "_released", "_trace", "_options", "__dict__")
 
     def __init__(self, fn: type, xp, needs_input_grad: tuple):
         self.xp = xp
@@ -118,6 +118,11 @@ class Function:
         raise NotImplementedError
 
     @classmethod
+    def _graph_backward(cls, ctx, *grad_outputs):
+        """The backward under ``create_graph`` (``ctx`` a GraphContext): the same ``backward``."""
+        return cls.backward(ctx, *grad_outputs)
+
+    @classmethod
     def apply(cls, *args, **kwargs):
         tensors, arrays, needs_grad, first = [], [], [], None
         for arg in args:  # one pass: this is the per-op overhead of the whole engine
@@ -150,6 +155,7 @@ class Function:
         results = tuple(Tensor(o, record and o.dtype.kind in "fc") for o in outputs)
         if record:
             ctx._inputs = tuple(tensors)
+            ctx._options = kwargs
             ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
             if ctx._saved:
                 ctx._raw_outputs = raw

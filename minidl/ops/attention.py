@@ -15,14 +15,14 @@ import math
 import numpy as np
 
 from minidl import backend, random
-from minidl.autograd import Function
+from minidl.autograd import FusedFunction
 from minidl.kernels.dropout import dropout_mask_reference
 from minidl.ops.common import meta, reduce_like
 from minidl.ops.shape import expand, reshape, unsqueeze
 from minidl.tensors import Tensor
 
 
-class ScaledDotProductAttention(Function):
+class ScaledDotProductAttention(FusedFunction):
     """O = W V, W = P ⊙ D, P = softmax(S), S = Q Kᵀ·scale + M (D: dropout's kept/(1-p), else 1);
     gV = Wᵀ gO, gW = gO Vᵀ (+ the weights' own grad), gP = gW ⊙ D, gS = P ⊙ (gP - Σ_j gP ⊙ P),
     gQ = gS K·scale, gK = gSᵀ Q·scale, gM = gS (each summed over the batch dims it broadcast on).
@@ -30,7 +30,8 @@ class ScaledDotProductAttention(Function):
     Hand-written for speed (see the module docstring). ``mask`` is None, a bool array (True =
     take part) or a float array (added); a row whose keys are all masked gets P = 0, so a zero
     output and zero gradients (as PyTorch's SDPA), not 0/0. With ``weights`` the forward also
-    returns W (MultiheadAttention's need_weights).
+    returns W (MultiheadAttention's need_weights). Differentiable again through ``composed``,
+    which replays the forward with the same mask and dropout draw.
     """
 
     @staticmethod
@@ -48,16 +49,16 @@ class ScaledDotProductAttention(Function):
             keep = dropout_mask_reference(random.generator_for(xp), probs.shape, dropout_p,
                                           probs.dtype)  # (..., L, S), 0 or 1/(1-p)
         attended = probs if keep is None else probs * keep
-        ctx.save_for_backward(q_scaled, k, v, probs, keep)
-        ctx.scale, ctx.mask_meta = scale, meta(mask)
+        ctx.save_for_backward(q_scaled, k, v, probs)
+        ctx.scale, ctx.mask, ctx.mask_meta, ctx.keep = scale, mask, meta(mask), keep
         ctx.input_metas = meta(q), meta(k), meta(v)
         output = _matmul_like(xp, attended, v, q)  # (..., L, Ev)
         return (output, attended) if weights else output
 
     @staticmethod
     def backward(ctx, gy, g_weights=None):
-        q_scaled, k, v, probs, keep = ctx.saved_tensors
-        xp, needs = ctx.xp, ctx.needs_input_grad
+        q_scaled, k, v, probs = ctx.saved_tensors
+        xp, needs, keep = ctx.xp, ctx.needs_input_grad, ctx.keep
         attended = probs if keep is None else probs * keep
         gv = _matmul_like(xp, attended.swapaxes(-1, -2), gy, v)  # (..., S, Ev)
         gs = gy @ v.swapaxes(-1, -2)  # (..., L, S) gW, then gP, then gS in place
@@ -75,6 +76,25 @@ class ScaledDotProductAttention(Function):
                 reduce_like(xp, gk, k_meta) if needs[1] else None,
                 reduce_like(xp, gv, v_meta) if needs[2] else None,
                 reduce_like(xp, gs, ctx.mask_meta) if needs[3] else None)
+
+
+    @staticmethod
+    def composed(state, xp, q, k, v, mask, *, scale, dropout_p, weights):
+        mask = state.mask if mask is None else mask  # a bool mask is an array, not an input
+        scores = xp.matmul(q * scale, xp.swapaxes(k, -1, -2))  # (..., L, S)
+        if mask is not None and mask.dtype == bool:
+            scores = xp.where(mask, scores, -np.inf)
+        elif mask is not None:
+            scores = scores + mask
+        peak = scores.data.max(axis=-1, keepdims=True)  # a constant shift, 0 for a dead row
+        array = backend.get_array_module(peak)
+        array.copyto(peak, 0, where=array.isneginf(peak))
+        exps = xp.exp(scores - peak)
+        total = xp.sum(exps, axis=-1, keepdims=True)
+        probs = exps / (total + (total.data == 0))  # a dead row: 0 / 1
+        attended = probs if state.keep is None else probs * state.keep
+        output = xp.matmul(attended, v)
+        return (output, attended) if weights else output
 
 
 def _matmul_like(xp, a, b, like):

@@ -43,10 +43,13 @@ def _bias_grad(gy):
 
 
 class ConvNd(Function):
-    """y[g] = W[g] @ col[g] + b;  gW[g] = gy[g] @ col[g]ᵀ, gx = col2im(W[g]ᵀ @ gy[g]), gb = Σ gy.
+    """y[g] = W[g] @ col[g] + b, col = im2col(x);  gx = conv_transpose(gy, W), gW = ConvWeightGrad(x, gy),
+    gb = Σ gy.
 
-    col = im2col(x) as (G, C/G·prod(K), N·L), gy as (G, O/G, N·L). Forward and backward are written
-    by hand for speed: one im2col and one GEMM per group in each direction.
+    col as (G, C/G·prod(K), N·L). The forward is one im2col and one GEMM per group, written by
+    hand for speed. The backward is the two adjoint ops, each a Function (so it is differentiable
+    again: a convolution, its transpose and its weight gradient are bilinear and each one's
+    gradient is made of the other two); the forward's col is reused for gW on arrays.
     """
 
     @staticmethod
@@ -56,35 +59,28 @@ class ConvNd(Function):
         col = col.reshape(groups, weight[0].size, N * L)  # (G, C/G·prod(K), N·L)
         w = weight.reshape(groups, O // groups, -1)  # (G, O/G, C/G·prod(K))
         y = _batch_major(ctx.xp, w @ col, N, output_size, bias)  # (G, O/G, N·L) -> (N, O, *out)
-        ctx.save_for_backward(col, weight)
-        ctx.geometry = (x.shape, stride, padding, dilation)
+        ctx.save_for_backward(x, weight)
+        ctx.col, ctx.geometry = col, dict(stride=stride, padding=padding, dilation=dilation,
+                                          groups=groups)
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        col, weight = ctx.saved_tensors
-        shape, stride, padding, dilation = ctx.geometry
-        G, O = col.shape[0], weight.shape[0]
-        gy2 = _channels_major(ctx.xp, gy, G)  # (G, O/G, N·L)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            w = weight.reshape(G, O // G, -1)  # (G, O/G, C/G·prod(K))
-            gcol = w.swapaxes(1, 2) @ gy2  # (G, C/G·prod(K), N·L)
-            gcol = gcol.reshape(shape[1], *weight.shape[2:], shape[0], *gy.shape[2:])  # (C,*K,N,*o)
-            gx = col2im(gcol, shape[2:], stride, padding, dilation)  # (N, C, *size)
-        if ctx.needs_input_grad[1]:
-            gw = gy2 @ col.swapaxes(1, 2)  # (G, O/G, C/G·prod(K))
-            gw = gw.reshape(weight.shape)  # (O, C/G, *K)
-        if ctx.needs_input_grad[2]:
-            gb = _bias_grad(gy)
-        return gx, gw, gb
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = ConvTransposeNd.apply(gy, weight, None, output_size=x.shape[2:],
+                                   **ctx.geometry) if needs[0] else None
+        gw = ConvWeightGrad.apply(x, gy, kernel=weight.shape[2:], col=ctx.col,
+                                  **ctx.geometry) if needs[1] else None
+        return gx, gw, _bias_grad(gy) if needs[2] else None
 
 
 class ConvTransposeNd(Function):
-    """y = col2im(W[g]ᵀ @ x[g]) + b;  gx[g] = W[g] @ im2col(gy)[g], gW[g] = x[g] @ im2col(gy)[g]ᵀ.
+    """y = col2im(W[g]ᵀ @ x[g]) + b;  gx = conv(gy, W), gW = ConvWeightGrad(gy, x), gb = Σ gy.
 
     The adjoint of ConvNd with respect to its input (weight (C_in, C_out/G, *K)), x as
-    (G, C_in/G, N·L). Written by hand for speed, on the same im2col/col2im pair.
+    (G, C_in/G, N·L): ⟨gy, conv_transpose(x, W)⟩ = ⟨conv(gy, W), x⟩ gives both gradients.
+    Written by hand for speed, on the same im2col/col2im pair.
     """
 
     @staticmethod
@@ -98,30 +94,48 @@ class ConvTransposeNd(Function):
         y = col2im(col, output_size, stride, padding, dilation)  # (N, O, *out)
         if bias is not None:
             y += bias.reshape((out_channels,) + (1,) * len(output_size))
-        ctx.save_for_backward(x2, weight)
-        ctx.geometry = (x.shape, stride, padding, dilation)
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x2, weight = ctx.saved_tensors
-        shape, stride, padding, dilation = ctx.geometry
-        G, CG = x2.shape[:2]
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            K = weight.shape[2:]
-            gcol = im2col(gy, K, stride, padding, dilation, shape[2:])  # (O, *K, N, *in)
-            gcol = gcol.reshape(G, weight[0].size, x2.shape[2])  # (G, O/G·prod(K), N·L)
-            if ctx.needs_input_grad[0]:
-                w = weight.reshape(G, CG, -1)  # (G, C/G, O/G·prod(K))
-                gx = w @ gcol  # (G, C/G, N·L)
-                gx = _batch_major(ctx.xp, gx, shape[0], shape[2:])  # (N, C, *in)
-            if ctx.needs_input_grad[1]:
-                gw = x2 @ gcol.swapaxes(1, 2)  # (G, C/G, O/G·prod(K))
-                gw = gw.reshape(weight.shape)  # (C, O/G, *K)
-        if ctx.needs_input_grad[2]:
-            gb = _bias_grad(gy)
-        return gx, gw, gb
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = ConvNd.apply(gy, weight, None, output_size=x.shape[2:],
+                          **ctx.geometry) if needs[0] else None
+        gw = ConvWeightGrad.apply(gy, x, kernel=weight.shape[2:], col=None,
+                                  **ctx.geometry) if needs[1] else None
+        return gx, gw, _bias_grad(gy) if needs[2] else None
+
+
+class ConvWeightGrad(Function):
+    """gW = ∂⟨gy, conv(x, W)⟩/∂W:  gW[g] = gy[g] @ col[g]ᵀ, col = im2col(x), bilinear in (x, gy).
+
+    Backward, for ggW: ∂⟨ggW, gW⟩/∂x = conv_transpose(gy, ggW) and ∂/∂gy = conv(x, ggW).
+    ``col`` is the convolution's own im2col of x when it has one (first order), else computed.
+    """
+
+    @staticmethod
+    def forward(ctx, x, gy, *, kernel, stride, padding, dilation, groups, col):
+        N, L = x.shape[0], math.prod(gy.shape[2:])
+        if col is None:
+            col = im2col(x, kernel, stride, padding, dilation, gy.shape[2:])  # (C, *K, N, *out)
+            col = col.reshape(groups, x.shape[1] // groups * math.prod(kernel), N * L)
+        gw = _channels_major(ctx.xp, gy, groups) @ col.swapaxes(1, 2)  # (G, O/G, C/G·prod(K))
+        ctx.save_for_backward(x, gy)
+        ctx.geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return gw.reshape(gy.shape[1], x.shape[1] // groups, *kernel)  # (O, C/G, *K)
+
+    @staticmethod
+    def backward(ctx, ggw):
+        x, gy = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = ConvTransposeNd.apply(gy, ggw, None, output_size=x.shape[2:],
+                                   **ctx.geometry) if needs[0] else None
+        ggy = ConvNd.apply(x, ggw, None, output_size=gy.shape[2:],
+                           **ctx.geometry) if needs[1] else None
+        return gx, ggy
 
 
 # ----- public functions (F.conv*d, F.conv_transpose*d) and their argument checks ------------------

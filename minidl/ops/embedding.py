@@ -4,14 +4,15 @@ from __future__ import annotations
 from minidl import backend
 from minidl.autograd import Function
 from minidl.kernels.scatter import index_add
+from minidl.ops.indexing import GetItem
 from minidl.tensors import Tensor
 
 
 class Embedding(Function):
     """y = W[idx];  gW[k] = Σ_{i: idx_i = k} gy_i (÷ count of k if scale_grad_by_freq), gW[pad] = 0.
 
-    Hand-written for speed: the backward is one scatter-add of gy's rows (``index_add``, which
-    accumulates repeated indices) instead of getitem's general advanced-index path.
+    Hand-written for speed: the backward is one scatter-add of gy's rows (``EmbeddingGrad``)
+    instead of getitem's general advanced-index path.
     """
 
     @staticmethod
@@ -22,18 +23,42 @@ class Embedding(Function):
 
     @staticmethod
     def backward(ctx, gy):
+        return EmbeddingGrad.apply(gy, indices=ctx.indices, weight_meta=ctx.weight_meta,
+                                   padding_idx=ctx.padding_idx,
+                                   scale_grad_by_freq=ctx.scale_grad_by_freq)
+
+
+class EmbeddingGrad(Function):
+    """gW = Σ of the rows s_i·gy_i at their indices (``index_add``, which accumulates repeats),
+    s_i = [idx_i ≠ pad] / (count of idx_i if scale_grad_by_freq else 1);  ggy_i = s_i·ggW[idx_i].
+
+    Linear in gy, so its gradient is the lookup again, with the same row scales.
+    """
+
+    @staticmethod
+    def forward(ctx, gy, *, indices, weight_meta, padding_idx, scale_grad_by_freq):
         xp = ctx.xp
-        (num, dim), dtype = ctx.weight_meta
-        flat = ctx.indices.reshape(-1)  # (L,)
+        (num, dim), dtype = weight_meta
+        flat = indices.reshape(-1)  # (L,)
         rows = gy.reshape(flat.size, dim)  # (L, D)
-        if ctx.scale_grad_by_freq:
-            counts = xp.bincount(flat, minlength=num)  # (num,)
-            rows = rows / counts[flat][:, None].astype(dtype)
+        scale = None  # s_i = 1 for every row unless an option says otherwise
+        if scale_grad_by_freq or padding_idx is not None:
+            scale = xp.ones(flat.size, dtype=dtype)  # (L,)
+            if scale_grad_by_freq:
+                scale /= xp.bincount(flat, minlength=num)[flat]
+            if padding_idx is not None:
+                scale[flat == padding_idx] = 0
+            rows = rows * scale[:, None]
+            scale = scale.reshape(indices.shape + (1,))
+        ctx.indices, ctx.row_scale = indices, scale
         gw = xp.zeros((num, dim), dtype=dtype)
         index_add(gw, flat, rows)
-        if ctx.padding_idx is not None:
-            gw[ctx.padding_idx] = 0
         return gw
+
+    @staticmethod
+    def backward(ctx, ggw):
+        picked = GetItem.apply(ggw, index=ctx.indices)  # indices.shape + (D,)
+        return picked if ctx.row_scale is None else picked * ctx.row_scale
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm=None,

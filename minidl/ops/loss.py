@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import backend
-from minidl.autograd import Function
+from minidl.autograd import FusedFunction
 from minidl.kernels.cross_entropy import (softmax_cross_entropy_backward,
                                           softmax_cross_entropy_forward)
 from minidl.ops.arithmetic import where
@@ -128,12 +128,18 @@ def kl_div(input: Tensor, target: Tensor, *, reduction: str = "mean",
 
 
 # ----- binary classification ----------------------------------------------------------------------
-class BinaryCrossEntropy(Function):
+class BinaryCrossEntropy(FusedFunction):
     """ℓ = -w (y max(log x, -100) + (1 - y) max(log(1 - x), -100));
     gx = gℓ w (x - y) / max(x (1 - x), 1e-12),  gy = gℓ w (log(1 - x) - log x).
 
     Hand-written for stability: the clamped logs have no finite composed gradient at x = 0 or 1.
+    The second derivative comes from ``composed`` (finite away from x = 0 and 1).
     """
+
+    @staticmethod
+    def composed(state, xp, x, y, *, weight):
+        loss = -(y * xp.maximum(xp.log(x), -100) + (1 - y) * xp.maximum(xp.log(1 - x), -100))
+        return loss if weight is None else loss * weight
 
     @staticmethod
     def forward(ctx, x, y, *, weight):
@@ -186,14 +192,33 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
 
 
 # ----- multi-class classification -----------------------------------------------------------------
-class SoftmaxCrossEntropy(Function):
+class SoftmaxCrossEntropy(FusedFunction):
     """ℓ_i = (1-ε) w_t (lse_i - x_it) + ε/C Σ_c w_c (lse_i - x_ic);
     gx_ic = gℓ_i ((1-ε) w_t (p_ic - [c = t]) + ε/C (W p_ic - w_c)), p = softmax(x), W = Σ w.
 
     Fused over rows (M, C), hand-written for stability (max subtracted before exp) and speed (one
     kernel pass each way; p is kept, so the backward needs no exp). Rows whose target is
     ``ignore_index`` give 0 and get no gradient; 'mean' divides by Σ w_t over the other rows.
+    Differentiable again through ``composed``: ℓ_i = -Σ_c a_ic log p_ic with constant
+    a_ic = [t valid] ((1-ε) w_t [c = t] + ε/C w_c).
     """
+
+    @staticmethod
+    def composed(state, xp, rows, *, target, weight, ignore_index, label_smoothing, reduction):
+        array = backend.get_array_module(target)
+        classes = rows.shape[1]
+        peak = rows.data.max(axis=1, keepdims=True)  # a constant shift: log p does not depend on it
+        shifted = rows - peak
+        log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))  # (M, C)
+        valid = (target != ignore_index)[:, None]  # (M, 1)
+        hot = array.where(valid[:, 0], target, 0)[:, None] == array.arange(classes)  # (M, C)
+        coefficient = valid * state.weight * ((1 - label_smoothing) * hot
+                                              + label_smoothing / classes)
+        loss = -xp.sum(log_probs * coefficient.astype(rows.dtype), axis=1)  # (M,)
+        if reduction == "none":
+            return loss
+        total = xp.sum(loss)
+        return total * state.inverse if reduction == "mean" else total
 
     @staticmethod
     def forward(ctx, rows, *, target, weight, ignore_index, label_smoothing, reduction):

@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import math
 
-from minidl.autograd import Function
+from minidl import backend
+from minidl.autograd import FusedFunction
 from minidl.kernels.norms import (
     batch_norm_backward,
     batch_norm_forward,
     layer_norm_backward,
     layer_norm_forward,
 )
+from minidl.ops.tensor_namespace import tensor_namespace
 from minidl.tensors import Tensor
 
 
-class LayerNorm(Function):
+def _normalized(xp, x, axes: tuple, eps: float):
+    """x̂ = (x - μ)/sqrt(Var[x] + eps) over ``axes``, composed from ops (the norms' specification)."""
+    centered = x - xp.mean(x, axis=axes, keepdims=True)
+    return centered / xp.sqrt(xp.mean(centered * centered, axis=axes, keepdims=True) + eps)
+
+
+def _affine(y, weight, bias, shape: tuple):
+    """y·w + b with w and b reshaped to ``shape`` (either may be None)."""
+    y = y if weight is None else y * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
+
+
+class LayerNorm(FusedFunction):
     """Per row of D = prod(normalized_shape) features:
     y = x̂·w + b, x̂ = (x - μ)/σ, σ = sqrt(Var[x] + eps);
     gx = (1/σ)·(gx̂ - mean(gx̂) - x̂·mean(gx̂·x̂)) with gx̂ = gy·w, gw = Σ gy·x̂, gb = Σ gy.
 
     Hand-written for speed: one node keeping x̂ and 1/σ instead of the composed graph's eight,
-    computed by the kernels of minidl.kernels.norms.
+    computed by the kernels of minidl.kernels.norms. Differentiable again through ``composed``.
     """
+
+    @staticmethod
+    def composed(state, xp, x, weight, bias, count: int, eps: float):
+        y = _normalized(xp, x, tuple(range(x.ndim - count, x.ndim)), eps)
+        return _affine(y, weight, bias, tuple(x.shape[x.ndim - count:]))
 
     @staticmethod
     def forward(ctx, x, weight, bias, count: int, eps: float):
@@ -70,7 +89,7 @@ def layer_norm(
     return LayerNorm.apply(input, weight, bias, count=count, eps=eps)
 
 
-class BatchNorm(Function):
+class BatchNorm(FusedFunction):
     """Training mode, per channel c over the M values of every other dim:
     y = x̂·w + b, x̂ = (x - μ)/σ, σ = sqrt(Var[x] + eps);
     gx = (w/σ)·(gy - mean(gy) - x̂·mean(gy·x̂)), gw = Σ gy·x̂, gb = Σ gy.
@@ -78,7 +97,13 @@ class BatchNorm(Function):
     Hand-written for speed: one node whose backward needs only x̂ and 1/σ (the composed graph
     keeps about ten intermediates), computed by the kernels of minidl.kernels.norms. Updates the
     running statistics in place, if given, with the unbiased variance Var[x]·M/(M-1).
+    Differentiable again through ``composed`` (which leaves the running statistics alone).
     """
+
+    @staticmethod
+    def composed(state, xp, x, weight, bias, running_mean, running_var, momentum, eps):
+        y = _normalized(xp, x, (0,) + tuple(range(2, x.ndim)), eps)
+        return _affine(y, weight, bias, (x.shape[1],) + (1,) * (x.ndim - 2))
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum: float, eps: float):
@@ -161,9 +186,7 @@ def batch_norm(
         raise ValueError("batch_norm: running_mean and running_var are needed when not training")
     channel = (channels,) + (1,) * (input.ndim - 2)  # broadcasts against (N, C, *)
     output = (input - running_mean.reshape(channel)) / (running_var.reshape(channel) + eps).sqrt()
-    if weight is not None:
-        output = output * weight.reshape(channel)
-    return output if bias is None else output + bias.reshape(channel)
+    return _affine(output, weight, bias, channel)
 
 
 def _array(tensor: Tensor | None):
@@ -191,10 +214,5 @@ def group_norm(
     grouped = input.reshape(
         batch, num_groups, channels // num_groups * math.prod(input.shape[2:])
     )  # (N, G, C/G·*)
-    centered = grouped - grouped.mean(dim=-1, keepdim=True)
-    variance = (centered * centered).mean(dim=-1, keepdim=True)  # (N, G, 1)
-    output = (centered / (variance + eps).sqrt()).reshape(input.shape)  # (N, C, *)
-    channel = (channels,) + (1,) * (input.ndim - 2)
-    if weight is not None:
-        output = output * weight.reshape(channel)
-    return output if bias is None else output + bias.reshape(channel)
+    output = _normalized(tensor_namespace(backend.get_array_module(input.data)), grouped, (-1,), eps)
+    return _affine(output.reshape(input.shape), weight, bias, (channels,) + (1,) * (input.ndim - 2))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minidl import backend
 from minidl.autograd import Function
 from minidl.kernels.pooling import (
     avg_pool_backward,
@@ -19,6 +20,7 @@ from minidl.kernels.pooling import (
     max_pool_backward,
     max_pool_forward,
 )
+from minidl.ops.indexing import GetItem
 from minidl.ops.linalg import matmul
 from minidl.tensors import Tensor
 
@@ -118,7 +120,8 @@ def _window(
 class MaxPool(Function):
     """y = max of each window, index = its flat position in the plane;  gx[index] += gy.
 
-    Hand-written backward for speed: the forward keeps the argmax, the backward is one scatter.
+    Hand-written for speed: the forward keeps the argmax, the backward is one scatter
+    (``MaxPoolGrad``, a Function, so the gradient is differentiable again).
     """
 
     @staticmethod
@@ -127,22 +130,40 @@ class MaxPool(Function):
         y, index = max_pool_forward(
             planes, window.kernel, window.stride, window.padding, window.dilation, window.out_size
         )  # (B, OD, OH, OW) twice
-        ctx.save_for_backward(index)
-        ctx.window, ctx.x_shape = window, x.shape
+        ctx.index, ctx.window, ctx.x_shape = index, window, x.shape
         return y.reshape(window.output_shape()), index.reshape(window.output_shape())
 
     @staticmethod
     def backward(ctx, gy, gindex):
-        (index,) = ctx.saved_tensors
-        window = ctx.window
+        return MaxPoolGrad.apply(gy, index=ctx.index, window=ctx.window, x_shape=ctx.x_shape), None
+
+
+class MaxPoolGrad(Function):
+    """gx = gy scattered onto each window's argmax (overlaps add up);  ggy = ggx[index], a gather.
+
+    The argmax is a constant of the graph: max pooling is piecewise linear in x.
+    """
+
+    @staticmethod
+    def forward(ctx, gy, *, index, window: Window, x_shape: tuple):
         gx = max_pool_backward(gy.reshape(window.planes(window.out_size)), index, window.in_size)
-        return gx.reshape(ctx.x_shape), None
+        ctx.index, ctx.gy_shape = index, gy.shape
+        return gx.reshape(x_shape)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        planes = ctx.index.shape[0]  # (B, OD, OH, OW) argmax per plane
+        flat_index = ctx.index.reshape(planes, -1)  # (B, OD·OH·OW)
+        rows = backend.get_array_module(flat_index).arange(planes)[:, None]  # (B, 1)
+        picked = GetItem.apply(ggx.reshape(planes, -1), index=(rows, flat_index))
+        return picked.reshape(ctx.gy_shape)
 
 
 class AvgPool(Function):
     """y = Σ window / divisor;  gx = gy / divisor spread over each window (overlaps add up).
 
-    Hand-written backward for speed (one kernel instead of a graph of slices).
+    Hand-written for speed (one kernel instead of a graph of slices); the backward is
+    ``AvgPoolGrad``, whose own backward is this average pool again (the two are adjoint).
     """
 
     @staticmethod
@@ -156,16 +177,29 @@ class AvgPool(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        window = ctx.window
+        return AvgPoolGrad.apply(gy, window=ctx.window, count_include_pad=ctx.count_include_pad,
+                                 x_shape=ctx.x_shape), None
+
+
+class AvgPoolGrad(Function):
+    """gx = gy / divisor spread over each window: the adjoint of AvgPool, whose gradient it is."""
+
+    @staticmethod
+    def forward(ctx, gy, *, window: Window, count_include_pad: bool, x_shape: tuple):
         gx = avg_pool_backward(
             gy.reshape(window.planes(window.out_size)),
             window.kernel,
             window.stride,
             window.padding,
             window.in_size,
-            ctx.count_include_pad,
+            count_include_pad,
         )
-        return gx.reshape(ctx.x_shape), None
+        ctx.window, ctx.count_include_pad = window, count_include_pad
+        return gx.reshape(x_shape)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        return AvgPool.apply(ggx, ctx.window, count_include_pad=ctx.count_include_pad)
 
 
 def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):

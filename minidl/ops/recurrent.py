@@ -8,18 +8,14 @@ composed from ops, every step would add a dozen graph nodes, and the step loop i
 - Backward walks the steps in reverse and keeps every step's pre-activation gradient, so the
   gradients of x, W_ih, W_hh and the biases are again a few big GEMMs after the loop.
 
-Second order (Chainer's FunctionNode pattern, as GELU -> GELUGrad): a layer's backward is one call,
-``LayerGrad.apply(grad outputs..., inputs...)``. Its forward is the hand-written BPTT above, on
-arrays, so first order costs one extra call and nothing else. Its backward is derived once, by
-autograd itself: it replays the layer with the cell equations composed from ops (``step``, written
-against ``xp``), takes the vector-Jacobian product with ``grad(create_graph=True)`` and
-differentiates that. So the BPTT math exists once (hand-written, fast) and the cell math once
-(composed, the differentiable specification of what the kernels compute); nothing is differentiated
-by hand twice. Composing the cells from ops instead and deriving the graph-path backward from them
-would make the first derivative under ``create_graph`` a different code path from the one on
-arrays; here it is the same BPTT, and the composed replay runs only when a second derivative is
-asked for. The forward's gates and states are a cache for the BPTT (ctx attributes), never saved
-values: on the graph path they would be constants.
+Second order: each layer is a FusedFunction (minidl.autograd.fused). Its backward is the
+hand-written BPTT on arrays, also under ``create_graph`` (there as the forward of a FusedGrad node),
+and its ``composed`` replays the layer with the cell equations composed from ops (``step``,
+written against ``xp``), from which autograd derives the second derivative. So the BPTT math
+exists once (hand-written, fast) and the cell math once (composed, the differentiable
+specification of what the kernels compute); nothing is differentiated by hand twice. The
+forward's gates and states are a cache for the BPTT (ctx attributes), never saved values: on the
+graph path they would be constants.
 
 Arrays are (T, B, ·), time first. ``reverse=True`` runs the steps from t = T-1 down to 0 (the
 backward direction of a bidirectional layer): the loop works on reversed views, so "step s" is
@@ -30,12 +26,11 @@ functions of the same names (``torch.lstm`` ...), which its ``nn.LSTM``... call.
 from __future__ import annotations
 
 from minidl import backend
-from minidl.autograd import Function, GraphContext, enable_grad, grad
+from minidl.autograd import FusedFunction
 from minidl.kernels.recurrent import (gru_cell_backward, gru_cell_forward, lstm_cell_backward,
                                       lstm_cell_forward)
 from minidl.ops import dropout as dropout_module
 from minidl.ops.shape import cat, stack, transpose, unsqueeze
-from minidl.ops.tensor_namespace import tensor_namespace
 from minidl.tensors import Tensor
 
 
@@ -98,13 +93,30 @@ def _affine(x, w, b):
     return x @ w.T if b is None else x @ w.T + b
 
 
-class RNNLayer(Function):
+class _RecurrentLayer(FusedFunction):
+    """One layer in one direction over a sequence. A subclass writes ``forward`` and ``bptt`` on
+    arrays (the hand-written recurrences) and ``step``, one step composed from ops."""
+
+    @classmethod
+    def backward(cls, ctx, *grad_outputs):
+        w_ih, w_hh = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grads = cls.bptt(*grad_outputs, w_ih, w_hh, tape=ctx.tape, needs=needs,
+                         reverse=ctx.reverse, **ctx.options)
+        return tuple(g if need else None for g, need in zip(grads, needs))
+
+    @classmethod
+    def composed(cls, state, xp, *inputs, reverse=False, **options):
+        return _replay(xp, cls, inputs, reverse, options)
+
+
+class RNNLayer(_RecurrentLayer):
     """h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), tanh or relu;  g = gh' act', gh = g W_hh."""
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False):
         xp = ctx.xp
-        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh)  # the inputs, for second order
+        ctx.save_for_backward(w_ih, w_hh)  # for the BPTT (the rest is on ctx.tape)
         x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, _bias_sum(b_ih, b_hh), reverse)  # (T, B, H)
         T, B, H = xw.shape
@@ -119,10 +131,6 @@ class RNNLayer(Function):
                 xp.maximum(h, 0, out=h)
         ctx.tape, ctx.options, ctx.reverse = (x, hs), dict(nonlinearity=nonlinearity), reverse
         return _steps(hs[1:], reverse), hs[-1].copy()
-
-    @staticmethod
-    def backward(ctx, gy, gh_n):
-        return _layer_grad(RNNLayer, ctx, gy, gh_n)
 
     @staticmethod
     def bptt(gy, gh_n, w_ih, w_hh, *, tape, needs, reverse, nonlinearity):
@@ -150,7 +158,7 @@ class RNNLayer(Function):
         return (xp.tanh(pre) if nonlinearity == "tanh" else xp.maximum(pre, 0),)
 
 
-class LSTMLayer(Function):
+class LSTMLayer(_RecurrentLayer):
     """(i f g o) = σ σ tanh σ (x W_ihᵀ + b_ih + h W_hhᵀ + b_hh);  c' = f c + i g, h' = o tanh(c').
 
     Backward per step (kernels.recurrent.lstm_cell_backward): gc* = gc' + gh' o (1 - tanh² c'),
@@ -160,7 +168,7 @@ class LSTMLayer(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         xp = ctx.xp
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh)  # the inputs, for second order
+        ctx.save_for_backward(w_ih, w_hh)  # for the BPTT (the rest is on ctx.tape)
         x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, _bias_sum(b_ih, b_hh), reverse)  # (T, B, 4H)
         T, B, G = xw.shape
@@ -173,10 +181,6 @@ class LSTMLayer(Function):
             lstm_cell_forward(xw[s], hw, cs[s], hs[s + 1], cs[s + 1], gates[s])
         ctx.tape, ctx.options, ctx.reverse = (x, hs, cs, gates), {}, reverse
         return _steps(hs[1:], reverse), hs[-1].copy(), cs[-1].copy()
-
-    @staticmethod
-    def backward(ctx, gy, gh_n, gc_n):
-        return _layer_grad(LSTMLayer, ctx, gy, gh_n, gc_n)
 
     @staticmethod
     def bptt(gy, gh_n, gc_n, w_ih, w_hh, *, tape, needs, reverse):
@@ -206,7 +210,7 @@ class LSTMLayer(Function):
         return o * xp.tanh(c_new), c_new
 
 
-class GRULayer(Function):
+class GRULayer(_RecurrentLayer):
     """r z = σ(xw + hw);  n = tanh(xw_n + r hw_n);  h' = (1 - z) n + z h.
 
     Here xw = x W_ihᵀ + b_ih and hw = h W_hhᵀ + b_hh, gates stacked r z n (_n: the n block).
@@ -218,7 +222,7 @@ class GRULayer(Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         xp = ctx.xp
-        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh)  # the inputs, for second order
+        ctx.save_for_backward(w_ih, w_hh)  # for the BPTT (the rest is on ctx.tape)
         x = xp.ascontiguousarray(x)  # (T, B, I): its (T·B, I) views below then copy nothing
         xw = _input_projection(x, w_ih, b_ih, reverse)  # (T, B, 3H)
         T, B, G = xw.shape
@@ -232,10 +236,6 @@ class GRULayer(Function):
             gru_cell_forward(xw[s], hws[s], hs[s], hs[s + 1], gates[s])
         ctx.tape, ctx.options, ctx.reverse = (x, hs, hws, gates), {}, reverse
         return _steps(hs[1:], reverse), hs[-1].copy()
-
-    @staticmethod
-    def backward(ctx, gy, gh_n):
-        return _layer_grad(GRULayer, ctx, gy, gh_n)
 
     @staticmethod
     def bptt(gy, gh_n, w_ih, w_hh, *, tape, needs, reverse):
@@ -262,57 +262,6 @@ class GRULayer(Function):
         r, z = (_sigmoid(xp, xw[:, k * H:(k + 1) * H] + hw[:, k * H:(k + 1) * H]) for k in (0, 1))
         n = xp.tanh(xw[:, 2 * H:] + r * hw[:, 2 * H:])
         return ((1 - z) * n + z * h,)
-
-
-def _layer_grad(layer, ctx, *grad_outputs):
-    """A layer's backward: ``LayerGrad`` computes the gradients its node needs, None elsewhere."""
-    needs = ctx.needs_input_grad
-    grads = iter(LayerGrad.apply(*grad_outputs, *ctx.saved_tensors, layer=layer, tape=ctx.tape,
-                                 options=ctx.options, reverse=ctx.reverse, needs=needs))
-    return tuple(next(grads) if need else None for need in needs)
-
-
-class LayerGrad(Function):
-    """g_inputs = (∂ layer / ∂ inputs)ᵀ g_outputs: one layer's BPTT, as a differentiable node.
-
-    Arguments: the layer's output gradients (gy, gh_n[, gc_n]), then its inputs (x, h0[, c0],
-    W_ih, W_hh, b_ih, b_hh); returns the gradients of the inputs in ``needs``. Forward: the
-    layer's hand-written ``bptt`` on arrays, reading the forward's ``tape``. Backward, for ggs:
-    ∂⟨ggs, g_inputs⟩ / ∂(g_outputs, inputs), derived by autograd from a replay of the layer with
-    its composed ``step``: g_inputs = grad(replay, inputs, g_outputs, create_graph=True), then
-    grad(g_inputs, ..., ggs). Under create_graph that too is recorded (third order and beyond).
-    """
-
-    @staticmethod
-    def forward(ctx, *args, layer, tape, options, reverse, needs):
-        ctx.save_for_backward(*args)
-        ctx.layer, ctx.options, ctx.reverse, ctx.needs = layer, options, reverse, needs
-        grad_outputs, (w_ih, w_hh) = args[:len(args) - len(needs)], args[-4:-2]
-        grads = layer.bptt(*grad_outputs, w_ih, w_hh, tape=tape, needs=needs, reverse=reverse,
-                           **options)
-        return tuple(g for g, need in zip(grads, needs) if need)
-
-    @staticmethod
-    def backward(ctx, *ggs):
-        graph = isinstance(ctx, GraphContext)  # then the saved values are the graph's Tensors
-        values = [v if graph or v is None else Tensor(v, requires_grad=True)
-                  for v in ctx.saved_tensors]
-        grad_outputs, inputs = values[:len(values) - len(ctx.needs)], values[-len(ctx.needs):]
-        wanted = [x for x, need in zip(inputs, ctx.needs) if need]
-        targets = [i for i, need in enumerate(ctx.needs_input_grad) if need]
-        xp = ctx.xp if graph else tensor_namespace(ctx.xp)
-        with enable_grad():
-            outputs = _replay(xp, ctx.layer, inputs, ctx.reverse, ctx.options)
-            g_inputs = grad(outputs, wanted, grad_outputs, create_graph=True, allow_unused=True)
-            pairs = [(g, gg) for g, gg in zip(g_inputs, ggs) if g is not None and g.requires_grad]
-            if not pairs:
-                return (None,) * len(values)
-            seconds = grad([g for g, _ in pairs], [values[i] for i in targets],
-                           [gg for _, gg in pairs], create_graph=graph, allow_unused=True)
-        result = [None] * len(values)
-        for i, g in zip(targets, seconds):
-            result[i] = g if graph or g is None else g.data
-        return tuple(result)
 
 
 def _replay(xp, layer, inputs, reverse: bool, options: dict):
