@@ -6,7 +6,7 @@ import torch
 from helpers import assert_close
 
 import minidl
-from minidl.autograd import Function, functional
+from minidl.autograd import Function, FusedFunction, functional
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal(4)
@@ -177,6 +177,82 @@ def test_a_backward_that_escapes_ctx_xp_is_an_error_naming_the_op_under_create_g
     np.testing.assert_allclose(g.numpy(), 3 * X * X)
     with pytest.raises(RuntimeError, match="OpaqueCubeBackward.*cannot be differentiated again"):
         minidl.autograd.grad(OpaqueCube.apply(x).sum(), x, create_graph=True)
+
+
+class FusedCube(FusedFunction):
+    """OpaqueCube's array-only backward, made differentiable by stating the forward with ops."""
+
+    forward = staticmethod(Cube.forward)
+    backward = staticmethod(OpaqueCube.backward)
+
+    @staticmethod
+    def composed(state, xp, x):
+        return x * x * x
+
+
+def test_a_fused_function_keeps_its_array_backward_and_differentiates_through_composed():
+    calls = []
+
+    class Counted(FusedCube):
+        @staticmethod
+        def backward(ctx, gy):
+            calls.append(type(gy))
+            return OpaqueCube.backward(ctx, gy)
+
+    x = minidl.tensor(X, requires_grad=True)
+    assert minidl.autograd.gradgradcheck(Counted.apply, [x])
+    (g,) = minidl.autograd.grad(Counted.apply(x).sum(), x, create_graph=True)
+    assert calls[-1] is np.ndarray  # the first derivative ran on arrays, also under create_graph
+    (h,) = minidl.autograd.grad(g.sum(), x, create_graph=True)
+    (t,) = minidl.autograd.grad(h.sum(), x)  # third order: the replay is recorded too
+    np.testing.assert_allclose(g.numpy(), 3 * X * X)
+    np.testing.assert_allclose(h.numpy(), 6 * X)
+    np.testing.assert_allclose(t.numpy(), np.full_like(X, 6.0))
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "cross_entropy", "conv1d", "max_pool1d", "lstm"])
+def test_third_derivatives_of_fused_and_kernel_ops_match_torch(op):
+    """d³/dx³ of Σ u·op(x) through the kernels' backward Functions and FusedGrad's replay."""
+    rng = np.random.default_rng(3)
+    arrays = {"layer_norm": (4, 5), "cross_entropy": (4, 5), "conv1d": (2, 2, 6),
+              "max_pool1d": (2, 2, 6), "lstm": (3, 2, 2)}
+    x_array = rng.standard_normal(arrays[op])
+    weight = rng.standard_normal((3, 2, 3))
+    target = np.array([0, 2, 4, 1])
+
+    def run(m, x):
+        F = minidl.nn.functional if m is minidl else torch.nn.functional
+        if op == "layer_norm":
+            y = F.layer_norm(x, (5,))
+        elif op == "cross_entropy":
+            y = F.cross_entropy(x, m.tensor(target))
+        elif op == "conv1d":
+            y = F.conv1d(x.tanh(), m.tensor(weight))
+        elif op == "max_pool1d":
+            y = F.max_pool1d(x * x * x, 2)
+        else:
+            m.manual_seed(0)
+            layer = (minidl.nn if m is minidl else torch.nn).LSTM(2, 2).double()
+            if m is minidl:
+                layer.load_state_dict({k: v.detach().numpy() for k, v in LSTM_STATE.items()})
+            else:
+                layer.load_state_dict(LSTM_STATE)
+            y = layer(x)[0]
+        return (y * y * m.tensor(np.cos(np.arange(y.numel())).reshape(tuple(y.shape)))).sum()
+
+    results = []
+    for m in (minidl, torch):
+        (x,) = leaves(m, x_array)
+        (g,) = m.autograd.grad(run(m, x), [x], create_graph=True)
+        (h,) = m.autograd.grad(g.sum(), [x], create_graph=True)
+        (t,) = m.autograd.grad(h.sum(), [x])
+        results.append((g, h, t))
+    for order, (ours, theirs) in enumerate(zip(*results), start=1):
+        assert_close(ours, theirs, np.float64, f"{op}: derivative of order {order}")
+
+
+torch.manual_seed(0)
+LSTM_STATE = torch.nn.LSTM(2, 2).double().state_dict()
 
 
 def test_gradgradcheck_names_a_wrong_second_derivative():

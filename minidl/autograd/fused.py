@@ -71,7 +71,7 @@ class FusedGrad(Function):
     @staticmethod
     def backward(ctx, *ggs):
         graph = isinstance(ctx, GraphContext)  # then the saved values are the graph's Tensors
-        values = [v if graph else _leaf(v) for v in ctx.saved_tensors]
+        values = [_alias(v) if graph else _leaf(v) for v in ctx.saved_tensors]
         grad_outputs, inputs = values[:ctx.count], values[ctx.count:]
         if graph:
             xp = ctx.xp
@@ -96,6 +96,13 @@ class FusedGrad(Function):
         for i, g in zip(targets, seconds):
             result[i] = g if graph or g is None else g._data
         return tuple(result)
+
+
+def _alias(value):
+    """A graph Tensor's recorded copy: gradients taken with respect to it are the partial
+    derivatives through this replay only (g_outputs may themselves depend on the inputs, and a
+    gradient with respect to the original Tensor would add those paths a second time)."""
+    return value.clone() if isinstance(value, Tensor) and value.requires_grad else value
 
 
 def _leaf(value):
