@@ -1,7 +1,8 @@
 """``Tensor``: an array from the backend plus what autograd needs (grad, requires_grad, its node).
 
-Methods are thin: each calls the op of the same name in ``minidl.ops``, where forward and backward
-are written together.
+This module imports no op: the operators and op methods (``x + y``, ``x.sum()``, ``x.T``,
+``x.to(...)``) are defined in ``minidl/ops/tensor_methods.py`` beside the ops they call, and
+installed onto Tensor when ``minidl.ops`` loads, so the dependency runs one way (ops -> tensors).
 """
 from __future__ import annotations
 
@@ -79,14 +80,6 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
-    @property
-    def T(self) -> Tensor:
-        return _ops.permute(self, tuple(reversed(range(self.ndim))))
-
-    @property
-    def mT(self) -> Tensor:
-        return _ops.transpose(self, -2, -1)
-
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
 
@@ -140,22 +133,8 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
-    def clone(self) -> Tensor:
-        return _ops.clone(self)
-
     def contiguous(self) -> Tensor:
         return self
-
-    def to(self, target=None, dtype=None) -> Tensor:
-        """Move to a device (``"cpu"``, ``"cuda"``, a ``Device``) and/or cast to a dtype."""
-        result = self
-        if target is not None and backend.is_device_spec(target):
-            result = _ops.to_device(result, backend.Device(target))
-        elif target is not None:
-            dtype = target
-        if dtype is not None:
-            result = _ops.to_dtype(result, np.dtype(dtype))
-        return result
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -258,95 +237,6 @@ class Tensor:
 
     __hash__ = object.__hash__  # == is elementwise, so hash by identity as PyTorch does
 
-    # ----- operators and op methods: each forwards to minidl.ops --------------------------------
-    def __add__(self, other): return _ops.add(self, other)
-    def __radd__(self, other): return _ops.add(other, self)
-    def __sub__(self, other): return _ops.sub(self, other)
-    def __rsub__(self, other): return _ops.sub(other, self)
-    def __mul__(self, other): return _ops.mul(self, other)
-    def __rmul__(self, other): return _ops.mul(other, self)
-    def __truediv__(self, other): return _ops.div(self, other)
-    def __rtruediv__(self, other): return _ops.div(other, self)
-    def __pow__(self, other): return _ops.pow(self, other)
-    def __rpow__(self, other): return _ops.pow(other, self)
-    def __matmul__(self, other): return _ops.matmul(self, other)
-    def __rmatmul__(self, other): return _ops.matmul(other, self)
-    def __neg__(self): return _ops.neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return _ops.abs(self)
-    def __eq__(self, other): return _ops.eq(self, other)
-    def __ne__(self, other): return _ops.ne(self, other)
-    def __lt__(self, other): return _ops.lt(self, other)
-    def __le__(self, other): return _ops.le(self, other)
-    def __gt__(self, other): return _ops.gt(self, other)
-    def __ge__(self, other): return _ops.ge(self, other)
-    def __invert__(self): return _ops.logical_not(self)
-    def __and__(self, other): return _ops.logical_and(self, other)
-    def __or__(self, other): return _ops.logical_or(self, other)
-    def __getitem__(self, index): return _ops.getitem(self, index)
-
-    def add(self, other): return _ops.add(self, other)
-    def sub(self, other): return _ops.sub(self, other)
-    def mul(self, other): return _ops.mul(self, other)
-    def div(self, other): return _ops.div(self, other)
-    def pow(self, exponent): return _ops.pow(self, exponent)
-    def neg(self): return _ops.neg(self)
-    def matmul(self, other): return _ops.matmul(self, other)
-    def exp(self): return _ops.exp(self)
-    def log(self): return _ops.log(self)
-    def sqrt(self): return _ops.sqrt(self)
-    def abs(self): return _ops.abs(self)
-    def tanh(self): return _ops.tanh(self)
-    def sigmoid(self): return _ops.sigmoid(self)
-    def relu(self): return _ops.relu(self)
-    def clamp(self, min=None, max=None): return _ops.clamp(self, min, max)
-    def clip(self, min=None, max=None): return _ops.clamp(self, min, max)
-    def maximum(self, other): return _ops.maximum(self, other)
-    def minimum(self, other): return _ops.minimum(self, other)
-    def masked_fill(self, mask, value): return _ops.masked_fill(self, mask, value)
-    def eq(self, other): return _ops.eq(self, other)
-    def ne(self, other): return _ops.ne(self, other)
-    def lt(self, other): return _ops.lt(self, other)
-    def le(self, other): return _ops.le(self, other)
-    def gt(self, other): return _ops.gt(self, other)
-    def ge(self, other): return _ops.ge(self, other)
-
-    # NumPy's axis/keepdims are accepted too, as PyTorch does: a backward's ``gy.sum(axis=...)``
-    # then runs on arrays (first order) and on Tensors (create_graph) alike
-    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return _ops.sum(self, dim if axis is None else axis, keepdim if keepdims is None else keepdims)
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return _ops.mean(self, dim if axis is None else axis, keepdim if keepdims is None else keepdims)
-    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return _ops.var(self, dim, unbiased, keepdim, correction=correction)
-    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return _ops.std(self, dim, unbiased, keepdim, correction=correction)
-    def max(self, dim=None, keepdim=False): return _ops.max(self, dim, keepdim)
-    def min(self, dim=None, keepdim=False): return _ops.min(self, dim, keepdim)
-    def amax(self, dim=(), keepdim=False): return _ops.amax(self, dim, keepdim)
-    def amin(self, dim=(), keepdim=False): return _ops.amin(self, dim, keepdim)
-    def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
-    def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)
-    def logsumexp(self, dim, keepdim=False): return _ops.logsumexp(self, dim, keepdim)
-    def softmax(self, dim): return _ops.softmax(self, dim)
-    def log_softmax(self, dim): return _ops.log_softmax(self, dim)
-
-    def reshape(self, *shape): return _ops.reshape(self, _shape_args(shape))
-    def view(self, *shape): return _ops.reshape(self, _shape_args(shape))
-    def view_as(self, other): return _ops.reshape(self, other.shape)
-    def flatten(self, start_dim=0, end_dim=-1): return _ops.flatten(self, start_dim, end_dim)
-    def permute(self, *dims): return _ops.permute(self, _shape_args(dims))
-    def transpose(self, dim0, dim1): return _ops.transpose(self, dim0, dim1)
-    def t(self): return _ops.transpose(self, 0, 1) if self.ndim == 2 else self
-    def squeeze(self, dim=None): return _ops.squeeze(self, dim)
-    def unsqueeze(self, dim): return _ops.unsqueeze(self, dim)
-    def expand(self, *sizes): return _ops.expand(self, _shape_args(sizes))
-    def expand_as(self, other): return _ops.expand(self, other.shape)
-    def broadcast_to(self, size): return _ops.broadcast_to(self, size)
-    def split(self, split_size, dim=0): return _ops.split(self, split_size, dim)
-    def chunk(self, chunks, dim=0): return _ops.chunk(self, chunks, dim)
-
-
 class _HookHandle:
     """Returned by ``register_hook``; ``remove()`` takes the hook away."""
 
@@ -356,13 +246,3 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
-
-
-def _shape_args(args: tuple) -> tuple:
-    """Accept both ``f(2, 3)`` and ``f((2, 3))``."""
-    if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        return tuple(args[0])
-    return tuple(args)
-
-
-from minidl import ops as _ops  # noqa: E402  (ops build on Tensor, so they load after it)

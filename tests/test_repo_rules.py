@@ -41,6 +41,27 @@ def test_kernels_never_import_minidl():
     assert not offenders, f"kernels/ must not import minidl: {offenders}"
 
 
+def _imported_modules(source: str) -> set:
+    """Every module an ``import`` or ``from ... import`` names, at any depth of the file."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_tensors_imports_no_op():
+    """ops build on Tensor; Tensor's op methods are installed by minidl.ops (no import cycle)."""
+    imported = _imported_modules((ROOT / "minidl" / "tensors.py").read_text())
+    assert not {name for name in imported if name.startswith("minidl.ops")}, imported
+    from minidl import Tensor
+    from minidl.ops.tensor_methods import TensorMethods
+
+    assert vars(Tensor)["__add__"] is vars(TensorMethods)["__add__"]  # installed, not wrapped
+
+
 def test_import_prints_nothing_touches_no_gpu_and_compiles_nothing():
     code = ("import sys, minidl, minidl.nn, minidl.optim\n"
             "assert 'cupy' not in sys.modules, 'cupy imported'\n"

@@ -1,6 +1,7 @@
 """Every differentiable op of the tensor core, one family per module; forward and backward together.
 
 ``__all__`` is the list of public ops; a test fails when one of them has no gradcheck entry.
+Loading this package also installs Tensor's operators and op methods (``tensor_methods``).
 """
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub, where
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
@@ -13,6 +14,9 @@ from minidl.ops.reduction import (amax, amin, argmax, argmin, log_softmax, logsu
                                   softmax, std, sum, var)
 from minidl.ops.shape import (broadcast_to, cat, chunk, expand, flatten, pad, permute, reshape, split,
                               squeeze, stack, transpose, unsqueeze)
+from minidl.ops.tensor_methods import install as _install_tensor_methods
+
+_install_tensor_methods()
 
 DIFFERENTIABLE = [
     "add", "sub", "mul", "div", "pow", "neg", "maximum", "minimum", "where", "masked_fill",

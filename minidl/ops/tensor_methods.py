@@ -1,0 +1,155 @@
+"""Tensor's operators and op methods, defined beside the ops they call and installed onto Tensor.
+
+``minidl.tensors`` holds the data and autograd's fields and imports no op; the ops build on
+Tensor. ``install()`` (called by ``minidl/ops/__init__.py``) copies the methods of
+``TensorMethods`` onto Tensor, so ``x + y`` calls ``minidl.ops.add`` and the import graph has no
+cycle. Each method is thin: the op of the same name holds the forward and backward.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minidl import backend
+from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub
+from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
+from minidl.ops.conversion import clone, to_device, to_dtype
+from minidl.ops.indexing import getitem
+from minidl.ops.linalg import matmul
+from minidl.ops.pointwise import abs, clamp, exp, log, neg, relu, sigmoid, sqrt, tanh
+from minidl.ops.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp, max, mean, min,
+                                  softmax, std, sum, var)
+from minidl.ops.shape import (broadcast_to, chunk, expand, flatten, permute, reshape, split, squeeze,
+                              transpose, unsqueeze)
+from minidl.tensors import Tensor
+
+# the class's own attributes; __hash__ too: defining __eq__ set it to None here, and Tensor keeps
+# hashing by identity
+_OWN = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__"}
+
+
+class TensorMethods:
+    """The methods ``install`` puts on Tensor (this class is never instantiated)."""
+
+    @property
+    def T(self) -> Tensor:
+        return permute(self, tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:
+        return transpose(self, -2, -1)
+
+    def clone(self) -> Tensor:
+        return clone(self)
+
+    def to(self, target=None, dtype=None) -> Tensor:
+        """Move to a device (``"cpu"``, ``"cuda"``, a ``Device``) and/or cast to a dtype."""
+        result = self
+        if target is not None and backend.is_device_spec(target):
+            result = to_device(result, backend.Device(target))
+        elif target is not None:
+            dtype = target
+        if dtype is not None:
+            result = to_dtype(result, np.dtype(dtype))
+        return result
+
+    # ----- operators and op methods: each forwards to minidl.ops --------------------------------
+    def __add__(self, other): return add(self, other)
+    def __radd__(self, other): return add(other, self)
+    def __sub__(self, other): return sub(self, other)
+    def __rsub__(self, other): return sub(other, self)
+    def __mul__(self, other): return mul(self, other)
+    def __rmul__(self, other): return mul(other, self)
+    def __truediv__(self, other): return div(self, other)
+    def __rtruediv__(self, other): return div(other, self)
+    def __pow__(self, other): return pow(self, other)
+    def __rpow__(self, other): return pow(other, self)
+    def __matmul__(self, other): return matmul(self, other)
+    def __rmatmul__(self, other): return matmul(other, self)
+    def __neg__(self): return neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return abs(self)
+    def __eq__(self, other): return eq(self, other)
+    def __ne__(self, other): return ne(self, other)
+    def __lt__(self, other): return lt(self, other)
+    def __le__(self, other): return le(self, other)
+    def __gt__(self, other): return gt(self, other)
+    def __ge__(self, other): return ge(self, other)
+    def __invert__(self): return logical_not(self)
+    def __and__(self, other): return logical_and(self, other)
+    def __or__(self, other): return logical_or(self, other)
+    def __getitem__(self, index): return getitem(self, index)
+
+    def add(self, other): return add(self, other)
+    def sub(self, other): return sub(self, other)
+    def mul(self, other): return mul(self, other)
+    def div(self, other): return div(self, other)
+    def pow(self, exponent): return pow(self, exponent)
+    def neg(self): return neg(self)
+    def matmul(self, other): return matmul(self, other)
+    def exp(self): return exp(self)
+    def log(self): return log(self)
+    def sqrt(self): return sqrt(self)
+    def abs(self): return abs(self)
+    def tanh(self): return tanh(self)
+    def sigmoid(self): return sigmoid(self)
+    def relu(self): return relu(self)
+    def clamp(self, min=None, max=None): return clamp(self, min, max)
+    def clip(self, min=None, max=None): return clamp(self, min, max)
+    def maximum(self, other): return maximum(self, other)
+    def minimum(self, other): return minimum(self, other)
+    def masked_fill(self, mask, value): return masked_fill(self, mask, value)
+    def eq(self, other): return eq(self, other)
+    def ne(self, other): return ne(self, other)
+    def lt(self, other): return lt(self, other)
+    def le(self, other): return le(self, other)
+    def gt(self, other): return gt(self, other)
+    def ge(self, other): return ge(self, other)
+
+    # NumPy's axis/keepdims are accepted too, as PyTorch does: a backward's ``gy.sum(axis=...)``
+    # then runs on arrays (first order) and on Tensors (create_graph) alike
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return sum(self, dim if axis is None else axis, keepdim if keepdims is None else keepdims)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return mean(self, dim if axis is None else axis, keepdim if keepdims is None else keepdims)
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return var(self, dim, unbiased, keepdim, correction=correction)
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return std(self, dim, unbiased, keepdim, correction=correction)
+    def max(self, dim=None, keepdim=False): return max(self, dim, keepdim)
+    def min(self, dim=None, keepdim=False): return min(self, dim, keepdim)
+    def amax(self, dim=(), keepdim=False): return amax(self, dim, keepdim)
+    def amin(self, dim=(), keepdim=False): return amin(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim=False): return argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False): return argmin(self, dim, keepdim)
+    def logsumexp(self, dim, keepdim=False): return logsumexp(self, dim, keepdim)
+    def softmax(self, dim): return softmax(self, dim)
+    def log_softmax(self, dim): return log_softmax(self, dim)
+
+    def reshape(self, *shape): return reshape(self, _shape_args(shape))
+    def view(self, *shape): return reshape(self, _shape_args(shape))
+    def view_as(self, other): return reshape(self, other.shape)
+    def flatten(self, start_dim=0, end_dim=-1): return flatten(self, start_dim, end_dim)
+    def permute(self, *dims): return permute(self, _shape_args(dims))
+    def transpose(self, dim0, dim1): return transpose(self, dim0, dim1)
+    def t(self): return transpose(self, 0, 1) if self.ndim == 2 else self
+    def squeeze(self, dim=None): return squeeze(self, dim)
+    def unsqueeze(self, dim): return unsqueeze(self, dim)
+    def expand(self, *sizes): return expand(self, _shape_args(sizes))
+    def expand_as(self, other): return expand(self, other.shape)
+    def broadcast_to(self, size): return broadcast_to(self, size)
+    def split(self, split_size, dim=0): return split(self, split_size, dim)
+    def chunk(self, chunks, dim=0): return chunk(self, chunks, dim)
+
+
+def install() -> None:
+    """Put every method and property of TensorMethods onto Tensor."""
+    for name, value in vars(TensorMethods).items():
+        if name not in _OWN:
+            setattr(Tensor, name, value)
+
+
+def _shape_args(args: tuple) -> tuple:
+    """Accept both ``f(2, 3)`` and ``f((2, 3))``."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
