@@ -3,8 +3,8 @@ second derivatives)."""
 import numpy as np
 import pytest
 import torch
-from helpers import (check_module_hvp_parity, check_module_parity, gradcheck_module,
-                     gradgradcheck_module)
+from helpers import (assert_hvp_matches_torch, check_module_hvp_parity, check_module_parity,
+                     gradcheck_module, gradgradcheck_module)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -78,3 +78,22 @@ def test_linear_rejects_wrong_features_and_dtype():
         layer(minidl.randn(3, 5))
     with pytest.raises(TypeError, match="dtype float32 on cpu.*got dtype float64"):
         layer(minidl.randn(3, 4, dtype=minidl.float64))
+
+
+@given(p=st.sampled_from([0.2, 0.5]), seed=st.integers(0, 2**16))
+def test_dropout_second_order_with_the_same_draw(p, seed):
+    """Dropout is x·m/(1-p) with a constant mask m: re-seeding before each call makes every
+    evaluation draw the same m, so gradgradcheck applies, and torch gets that same mask."""
+    x = np.random.default_rng(seed).standard_normal((3, 4))
+
+    def ours(t):
+        minidl.manual_seed(seed)
+        return minidl.nn.functional.dropout(t, p) ** 3
+
+    scaled_mask = ours(minidl.ones(3, 4, dtype=minidl.float64)).numpy()  # m³/(1-p)³
+    mask = np.cbrt(scaled_mask)  # m/(1-p)
+    assert set(np.unique(mask.round(12))) <= {0.0, round(1 / (1 - p), 12)}
+    assert minidl.autograd.gradgradcheck(ours, [minidl.tensor(x, requires_grad=True)])
+    assert_hvp_matches_torch(
+        lambda m, t: ours(t) if m is minidl else (t * torch.tensor(mask)) ** 3, [x], "dropout")
+

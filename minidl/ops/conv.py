@@ -38,6 +38,13 @@ def _batch_major(xp, a, N: int, spatial: tuple, bias=None):
     return out.reshape(N, C, *spatial)  # (N, C, *spatial)
 
 
+def _im2col(x, kernel, stride, padding, dilation, groups: int, output_size):
+    """im2col of x (N, C, *size) as (G, C/G·prod(K), N·L): the matrix of a GEMM per group."""
+    col = im2col(x, kernel, stride, padding, dilation, output_size)  # (C, *K, N, *out)
+    return col.reshape(groups, x.shape[1] // groups * math.prod(kernel),
+                       x.shape[0] * math.prod(output_size))
+
+
 def _bias_grad(gy):
     return gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))  # (O,)
 
@@ -53,10 +60,10 @@ class ConvNd(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, output_size):
-        N, O, K, L = x.shape[0], weight.shape[0], weight.shape[2:], math.prod(output_size)
-        col = im2col(x, K, stride, padding, dilation, output_size)  # (C, *K, N, *out)
-        col = col.reshape(groups, weight[0].size, N * L)  # (G, C/G·prod(K), N·L)
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, output_size, col=None):
+        N, O, K = x.shape[0], weight.shape[0], weight.shape[2:]
+        if col is None:  # else the caller (ConvTransposeNd's backward) made it
+            col = _im2col(x, K, stride, padding, dilation, groups, output_size)
         w = weight.reshape(groups, O // groups, -1)  # (G, O/G, C/G·prod(K))
         y = _batch_major(ctx.xp, w @ col, N, output_size, bias)  # (G, O/G, N·L) -> (N, O, *out)
         ctx.save_for_backward(x, weight)
@@ -68,9 +75,11 @@ class ConvNd(Function):
     def backward(ctx, gy):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        gx = ConvTransposeNd.apply(gy, weight, None, output_size=x.shape[2:],
+        # on arrays, gy's (G, O/G, N·L) layout is made once for both products
+        gy2 = None if isinstance(gy, Tensor) else _channels_major(ctx.xp, gy, ctx.geometry["groups"])
+        gx = ConvTransposeNd.apply(gy, weight, None, output_size=x.shape[2:], x2=gy2,
                                    **ctx.geometry) if needs[0] else None
-        gw = ConvWeightGrad.apply(x, gy, kernel=weight.shape[2:], col=ctx.col,
+        gw = ConvWeightGrad.apply(x, gy, kernel=weight.shape[2:], col=ctx.col, gy2=gy2,
                                   **ctx.geometry) if needs[1] else None
         return gx, gw, _bias_grad(gy) if needs[2] else None
 
@@ -84,10 +93,11 @@ class ConvTransposeNd(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, output_size):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, output_size, x2=None):
         N, C, *size = x.shape
         out_channels = weight.shape[1] * groups
-        x2 = _channels_major(ctx.xp, x, groups)  # (G, C/G, N·L)
+        if x2 is None:  # else the caller (ConvNd's backward) made it
+            x2 = _channels_major(ctx.xp, x, groups)  # (G, C/G, N·L)
         w = weight.reshape(groups, C // groups, -1)  # (G, C/G, O/G·prod(K))
         col = w.swapaxes(1, 2) @ x2  # (G, O/G·prod(K), N·L)
         col = col.reshape(out_channels, *weight.shape[2:], N, *size)  # (O, *K, N, *in)
@@ -101,11 +111,15 @@ class ConvTransposeNd(Function):
     @staticmethod
     def backward(ctx, gy):
         x, weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        gx = ConvNd.apply(gy, weight, None, output_size=x.shape[2:],
-                          **ctx.geometry) if needs[0] else None
-        gw = ConvWeightGrad.apply(gy, x, kernel=weight.shape[2:], col=None,
-                                  **ctx.geometry) if needs[1] else None
+        needs, geometry = ctx.needs_input_grad, ctx.geometry
+        # on arrays, im2col(gy) is made once for both products
+        gcol = None if isinstance(gy, Tensor) else _im2col(gy, weight.shape[2:], geometry["stride"],
+                                                           geometry["padding"], geometry["dilation"],
+                                                           geometry["groups"], x.shape[2:])
+        gx = ConvNd.apply(gy, weight, None, output_size=x.shape[2:], col=gcol,
+                          **geometry) if needs[0] else None
+        gw = ConvWeightGrad.apply(gy, x, kernel=weight.shape[2:], col=gcol, gy2=None,
+                                  **geometry) if needs[1] else None
         return gx, gw, _bias_grad(gy) if needs[2] else None
 
 
@@ -113,16 +127,17 @@ class ConvWeightGrad(Function):
     """gW = ∂⟨gy, conv(x, W)⟩/∂W:  gW[g] = gy[g] @ col[g]ᵀ, col = im2col(x), bilinear in (x, gy).
 
     Backward, for ggW: ∂⟨ggW, gW⟩/∂x = conv_transpose(gy, ggW) and ∂/∂gy = conv(x, ggW).
-    ``col`` is the convolution's own im2col of x when it has one (first order), else computed.
+    ``col`` (im2col of x) and ``gy2`` (gy as (G, O/G, N·L)) are the convolution's own when it
+    has them (first order), else computed.
     """
 
     @staticmethod
-    def forward(ctx, x, gy, *, kernel, stride, padding, dilation, groups, col):
-        N, L = x.shape[0], math.prod(gy.shape[2:])
+    def forward(ctx, x, gy, *, kernel, stride, padding, dilation, groups, col, gy2):
         if col is None:
-            col = im2col(x, kernel, stride, padding, dilation, gy.shape[2:])  # (C, *K, N, *out)
-            col = col.reshape(groups, x.shape[1] // groups * math.prod(kernel), N * L)
-        gw = _channels_major(ctx.xp, gy, groups) @ col.swapaxes(1, 2)  # (G, O/G, C/G·prod(K))
+            col = _im2col(x, kernel, stride, padding, dilation, groups, gy.shape[2:])
+        if gy2 is None:
+            gy2 = _channels_major(ctx.xp, gy, groups)  # (G, O/G, N·L)
+        gw = gy2 @ col.swapaxes(1, 2)  # (G, O/G, C/G·prod(K))
         ctx.save_for_backward(x, gy)
         ctx.geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         return gw.reshape(gy.shape[1], x.shape[1] // groups, *kernel)  # (O, C/G, *K)
