@@ -19,7 +19,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_requires_grad", "grad", "_ctx", "_output_index", "_hooks",
-                 "_retains_grad", "__weakref__")
+                 "_retains_grad", "_version", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False):
@@ -30,6 +30,7 @@ class Tensor:
         self._output_index = 0
         self._hooks = None
         self._retains_grad = False
+        self._version = 0  # in-place writes so far (PyTorch's tensor._version)
 
     # ----- attributes -------------------------------------------------------------------------
     @property
@@ -204,14 +205,23 @@ class Tensor:
             raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place "
                                "operation; wrap it in minidl.no_grad()")
 
+    def _mark_modified(self) -> None:
+        """An in-place write happened: a new version, and (for an op's output) a note on its node,
+        so a backward that saved the old value raises instead of using the new one."""
+        self._version += 1
+        if self._ctx is not None:
+            self._ctx._modified_outputs[self._output_index] = self._version
+
     def zero_(self) -> Tensor:
         self._check_inplace("zero_")
         self._data[...] = 0
+        self._mark_modified()
         return self
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
         self._data[...] = value
+        self._mark_modified()
         return self
 
     def copy_(self, source) -> Tensor:
@@ -219,6 +229,7 @@ class Tensor:
         array = source._data if isinstance(source, Tensor) else source
         xp = backend.get_array_module(self._data)
         self._data[...] = xp.asarray(backend.to_device(array, self.device), dtype=self.dtype)
+        self._mark_modified()
         return self
 
     # ----- printing ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from minidl import backend
-from minidl.autograd.function import FunctionCtx, GraphContext, check_finite
+from minidl.autograd.function import FunctionCtx, GraphContext, check_finite, check_saved_versions
 from minidl.autograd.grad_mode import _AnomalyMode, _GradMode
 from minidl.tensors import Tensor
 
@@ -165,6 +165,8 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                     dependencies[parent._ctx] -= 1
                     if dependencies[parent._ctx] == 0:
                         ready.append(parent._ctx)
+            if node._released:  # a freed graph keeps nothing alive (think of a loss kept in a list)
+                node._inputs = ()
         for leaf, gradient in leaf_grads.values():
             if leaf._hooks:
                 gradient = _run_hooks(leaf, gradient, create_graph)
@@ -196,6 +198,8 @@ def _count_dependencies(roots: list) -> dict:
     seen = set(roots)
     while stack:
         node = stack.pop()
+        if node._released:  # its inputs are gone too: say why before anything runs
+            _raise_freed(node)
         for parent in node._inputs:
             if parent is None or parent._ctx is None:
                 continue
@@ -242,10 +246,8 @@ def _prepare_output_grads(node: FunctionCtx, output_grads: list, create_graph: b
 
 
 def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_graph: bool):
-    if node._released:
-        raise RuntimeError(f"{node.name}: trying to backward through the graph a second time; the "
-                           "saved values were freed by the first backward. Pass retain_graph=True "
-                           "to the first backward if you need to backward twice.")
+    if node._saved:
+        check_saved_versions(node)
     if create_graph:
         from minidl.ops.tensor_namespace import tensor_namespace  # ops build on autograd
 
@@ -265,6 +267,12 @@ def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_
     return input_grads
 
 
+def _raise_freed(node: FunctionCtx) -> None:
+    raise RuntimeError(f"{node.name}: trying to backward through the graph a second time; the "
+                       "saved values were freed by the first backward. Pass retain_graph=True "
+                       "to the first backward if you need to backward twice.")
+
+
 def _check_gradient(node: FunctionCtx, parent: Tensor, gradient, create_graph: bool) -> None:
     if gradient.shape != parent._data.shape:
         raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gradient.shape)} "
@@ -280,11 +288,31 @@ def _run_hooks(tensor: Tensor, gradient, create_graph: bool):
     for hook in tensor._hooks or ():
         replaced = hook(gradient if create_graph else Tensor(gradient))
         if replaced is not None:
+            _check_hook_result(hook, replaced, gradient)
             if create_graph:
                 gradient = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
             else:
                 gradient = replaced._data if isinstance(replaced, Tensor) else replaced
     return gradient
+
+
+def _check_hook_result(hook, replaced, gradient) -> None:
+    """A hook may change a gradient's values, never its shape, dtype or device (PyTorch's rule)."""
+    name = getattr(hook, "__name__", repr(hook))
+    if not isinstance(replaced, Tensor) and not hasattr(replaced, "shape"):
+        raise TypeError(f"hook '{name}' returned a {type(replaced).__name__}; expected a Tensor "
+                        "(or None to keep the gradient)")
+    array = replaced._data if isinstance(replaced, Tensor) else replaced
+    expected = gradient._data if isinstance(gradient, Tensor) else gradient
+    if array.shape != expected.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value: expected shape "
+                           f"{tuple(expected.shape)}, got {tuple(array.shape)}")
+    if array.dtype != expected.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value: expected {expected.dtype}, "
+                           f"got {array.dtype}")
+    if backend.device_of(array) != backend.device_of(expected):
+        raise RuntimeError(f"hook '{name}' has changed the device of value: expected "
+                           f"{backend.device_of(expected)}, got {backend.device_of(array)}")
 
 
 def _accumulate(tensor: Tensor, gradient, create_graph: bool) -> None:

@@ -17,7 +17,8 @@ class FunctionCtx:
     """
 
     __slots__ = ("xp", "needs_input_grad", "_fn", "_inputs", "_output_meta", "_watched", "_saved",
-                 "_raw_outputs", "_released", "_trace", "_options", "__dict__")
+                 "_raw_outputs", "_released", "_trace", "_options", "_versions", "_modified_outputs",
+                 "__dict__")
 
     def __init__(self, fn: type, xp, needs_input_grad: tuple):
         self.xp = xp
@@ -28,6 +29,8 @@ class FunctionCtx:
         self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._saved: tuple = ()
         self._raw_outputs: tuple = ()  # what forward returned, when it saved something (by identity)
+        self._versions: list = []  # each input's version at the forward, when it saved something
+        self._modified_outputs: dict = {}  # output index -> version, for outputs written in place
         self._released = False
         self._trace: list[str] | None = None
 
@@ -50,6 +53,7 @@ class FunctionCtx:
         self.__dict__.clear()
         self._saved = ()
         self._raw_outputs = ()
+        self._options = {}
         self._released = True
 
 
@@ -124,7 +128,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        tensors, arrays, needs_grad, first = [], [], [], None
+        tensors, arrays, needs_grad, versions, first = [], [], [], [], None
         for arg in args:  # one pass: this is the per-op overhead of the whole engine
             if isinstance(arg, Tensor):
                 if first is None:
@@ -132,10 +136,12 @@ class Function:
                 tensors.append(arg)
                 arrays.append(arg._data)
                 needs_grad.append(arg._requires_grad)
+                versions.append(arg._version)
             else:
                 tensors.append(None)
                 arrays.append(arg)
                 needs_grad.append(False)
+                versions.append(0)
         if first is None:
             return cls.forward(FunctionCtx(cls, _array_module_of(args), ()), *args, **kwargs)
         if backend.cupy_loaded():  # with NumPy alone every tensor is on the CPU
@@ -158,7 +164,7 @@ class Function:
             ctx._options = kwargs
             ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
             if ctx._saved:
-                ctx._raw_outputs = raw
+                ctx._raw_outputs, ctx._versions = raw, versions
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
         return results if several else results[0]
@@ -188,4 +194,33 @@ def check_finite(ctx: FunctionCtx, arrays, what: str) -> None:
             where = "".join(ctx._trace or ["(no trace)"])
             raise RuntimeError(f"anomaly: Function '{ctx._fn.__name__}' produced NaN or inf in its "
                                f"{what} {index}. The op was created at:\n{where}")
+
+
+def check_saved_versions(node: FunctionCtx) -> None:
+    """Raise if a value the forward saved (an input or output, by identity) was written in place
+    since: its gradient would be computed from the new values, silently wrong."""
+    if not node._modified_outputs:
+        for tensor, version in zip(node._inputs, node._versions):  # the common case: nothing moved
+            if tensor is not None and tensor._version != version:
+                break
+        else:
+            return
+    saved = {id(array) for array in node._saved}
+    for index, tensor in enumerate(node._inputs):
+        if (tensor is not None and tensor._version != node._versions[index]
+                and id(tensor._data) in saved):
+            raise RuntimeError(_modified_message(node, tensor._data, f"input {index}",
+                                                 tensor._version, node._versions[index]))
+    for index, version in node._modified_outputs.items():
+        if id(node._raw_outputs[index]) in saved:
+            raise RuntimeError(_modified_message(node, node._raw_outputs[index], f"output {index}",
+                                                 version, 0))
+
+
+def _modified_message(node: FunctionCtx, array, which: str, version: int, expected: int) -> str:
+    return (f"one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [{array.dtype} {tuple(array.shape)}], which is {which} of "
+            f"{node.name}, is at version {version}; expected version {expected} instead. Hint: "
+            "the in-place write (fill_, zero_, copy_, an optimizer step...) happened between the "
+            "forward and this backward; do it after the backward, or on a clone")
 

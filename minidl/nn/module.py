@@ -251,6 +251,8 @@ class Module:
         """Copy values (Tensors, NumPy arrays or anything array-like, e.g. torch tensors) in place.
 
         With ``strict``, missing and unexpected keys are an error; a shape mismatch always is.
+        The values are copied into the existing parameters and buffers (as PyTorch's
+        ``copy_``): the module never shares memory with the caller's dict.
         """
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
@@ -276,8 +278,7 @@ class Module:
         with no_grad():
             for key, array in arrays.items():
                 target = own[key]
-                converted = np.asarray(array, dtype=target.dtype, order="C")  # keeps 0-d arrays 0-d
-                target.data = backend.to_device(converted, target.device)
+                target.copy_(array)  # into the parameter's own memory; bumps its version
         return IncompatibleKeys(missing, unexpected)
 
     # ----- printing -----------------------------------------------------------------------------

@@ -75,7 +75,9 @@ class Optimizer:
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is not None:
+                    _check_grad(type(self).__name__, param)
                     self._update(param.data, param.grad.data, self.state[param], group)
+                    param._mark_modified()  # a forward that saved the old value must not backward
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -152,10 +154,14 @@ class Optimizer:
                                  f"{len(group['params'])}")
         params = {i: p for saved, group in zip(saved_groups, self.param_groups)
                   for i, p in zip(saved["params"], group["params"])}
-        self.state = defaultdict(dict)
+        state = defaultdict(dict)
         for key, values in state_dict["state"].items():
+            if int(key) not in params:
+                raise ValueError(f"{name}: the loaded state names parameter {key}, the optimizer "
+                                 f"has parameters 0..{len(params) - 1}")
             param = params[int(key)]
-            self.state[param] = {k: _load_value(param, k, v) for k, v in values.items()}
+            state[param] = {k: _load_value(name, int(key), param, k, v) for k, v in values.items()}
+        self.state = state  # only once everything is checked
         for saved, group in zip(saved_groups, self.param_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 
@@ -167,16 +173,35 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-def _load_value(param: Tensor, key: str, value):
-    """A loaded state value: ``step`` a number, arrays Tensors on ``param``'s device and dtype."""
+def _load_value(optimizer: str, index: int, param: Tensor, key: str, value):
+    """A loaded state value: ``step`` a number, arrays Tensors on ``param``'s device and dtype.
+
+    A per-element buffer (exp_avg, momentum_buffer...) must have the parameter's shape: the
+    update kernels index it by the parameter's elements.
+    """
     if isinstance(value, Tensor):
         value = value.data
     if key == "step" or not hasattr(value, "shape"):
         return value.item() if hasattr(value, "item") else value
     array = value if backend.device_of(value) != backend.CPU else np.asarray(value)
+    if array.ndim > 0 and tuple(array.shape) != tuple(param.shape):
+        raise ValueError(f"{optimizer}: loaded state '{key}' of parameter {index} has shape "
+                         f"{tuple(array.shape)}, the parameter has shape {tuple(param.shape)}")
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"{optimizer}: loaded state '{key}' of parameter {index} has dtype "
+                         f"{array.dtype}, expected a number array")
     xp = backend.get_array_module(param.data)
     dtype = param.dtype if array.dtype.kind == "f" else array.dtype
     return Tensor(xp.array(backend.to_device(array, param.device), dtype=dtype, copy=True))
+
+
+def _check_grad(optimizer: str, param: Tensor) -> None:
+    """The update kernels index the gradient by the parameter's elements: same shape and dtype."""
+    grad = param.grad
+    if grad.shape != param.shape or grad.dtype != param.dtype:
+        raise RuntimeError(f"{optimizer}.step: a parameter of shape {tuple(param.shape)} and dtype "
+                           f"{param.dtype} has a .grad of shape {tuple(grad.shape)} and dtype "
+                           f"{grad.dtype}")
 
 
 def check_non_negative(optimizer: Optimizer, group: dict, *names: str) -> None:
