@@ -123,7 +123,7 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        array = backend.to_numpy(self._data)
+        array = np.asarray(backend.to_numpy(self._data))  # a 0-d result may be a NumPy scalar
         return array if dtype is None else array.astype(dtype)
 
     def detach(self) -> Tensor:
@@ -209,8 +209,11 @@ class Tensor:
         """An in-place write happened: a new version, and (for an op's output) a note on its node,
         so a backward that saved the old value raises instead of using the new one."""
         self._version += 1
-        if self._ctx is not None:
-            self._ctx._modified_outputs[self._output_index] = self._version
+        node = self._ctx
+        if node is not None:
+            if node._modified_outputs is None:
+                node._modified_outputs = {}
+            node._modified_outputs[self._output_index] = self._version
 
     def zero_(self) -> Tensor:
         self._check_inplace("zero_")

@@ -29,8 +29,8 @@ class FunctionCtx:
         self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._saved: tuple = ()
         self._raw_outputs: tuple = ()  # what forward returned, when it saved something (by identity)
-        self._versions: list = []  # each input's version at the forward, when it saved something
-        self._modified_outputs: dict = {}  # output index -> version, for outputs written in place
+        self._versions: list | None = None  # each input's version at the forward, if it saved any
+        self._modified_outputs: dict | None = None  # output index -> version, outputs written since
         self._released = False
         self._trace: list[str] | None = None
 
@@ -128,7 +128,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        tensors, arrays, needs_grad, versions, first = [], [], [], [], None
+        tensors, arrays, needs_grad, first = [], [], [], None
         for arg in args:  # one pass: this is the per-op overhead of the whole engine
             if isinstance(arg, Tensor):
                 if first is None:
@@ -136,12 +136,10 @@ class Function:
                 tensors.append(arg)
                 arrays.append(arg._data)
                 needs_grad.append(arg._requires_grad)
-                versions.append(arg._version)
             else:
                 tensors.append(None)
                 arrays.append(arg)
                 needs_grad.append(False)
-                versions.append(0)
         if first is None:
             return cls.forward(FunctionCtx(cls, _array_module_of(args), ()), *args, **kwargs)
         if backend.cupy_loaded():  # with NumPy alone every tensor is on the CPU
@@ -164,7 +162,8 @@ class Function:
             ctx._options = kwargs
             ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
             if ctx._saved:
-                ctx._raw_outputs, ctx._versions = raw, versions
+                ctx._raw_outputs = raw
+                ctx._versions = [0 if t is None else t._version for t in tensors]
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
         return results if several else results[0]
@@ -211,7 +210,7 @@ def check_saved_versions(node: FunctionCtx) -> None:
                 and id(tensor._data) in saved):
             raise RuntimeError(_modified_message(node, tensor._data, f"input {index}",
                                                  tensor._version, node._versions[index]))
-    for index, version in node._modified_outputs.items():
+    for index, version in (node._modified_outputs or {}).items():
         if id(node._raw_outputs[index]) in saved:
             raise RuntimeError(_modified_message(node, node._raw_outputs[index], f"output {index}",
                                                  version, 0))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from minidl import backend, random
 from minidl.tensors import Tensor
@@ -86,12 +87,18 @@ def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> floa
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu") -> Tensor:
-    """U(-b, b), b = gain · sqrt(3 / fan)."""
+    """U(-b, b), b = gain · sqrt(3 / fan); a tensor with no elements is left as it is (PyTorch)."""
+    if tensor.numel() == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> Tensor:
-    """N(0, std²), std = gain / sqrt(fan)."""
+    """N(0, std²), std = gain / sqrt(fan); a tensor with no elements is left as it is (PyTorch)."""
+    if tensor.numel() == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))

@@ -5,9 +5,12 @@ Either side may be a Python scalar; it gets no gradient.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from minidl import backend
 from minidl.autograd import Function
 from minidl.ops.common import quiet, meta, reduce_like
+from minidl.ops.conversion import to_dtype
 from minidl.tensors import Tensor
 
 
@@ -85,7 +88,9 @@ class Pow(Function):
         xp = ctx.xp
         gx = gy = None
         if ctx.needs_input_grad[0]:
-            gx = reduce_like(xp, gz * y * x ** (y - 1), meta(x))
+            # y x^(y-1), 0 where y = 0 (PyTorch): x^0 there keeps 0^(-1) = inf out of the product
+            power = (y - 1 if y != 0 else 0) if meta(y) is None else xp.where(y == 0, 1, y) - 1
+            gx = reduce_like(xp, gz * y * x ** power, meta(x))
         if ctx.needs_input_grad[1]:
             with quiet(xp):
                 log_x = xp.where(xp.logical_and(x == 0, y >= 0), 0, xp.log(x))
@@ -145,10 +150,64 @@ class Where(Function):
 
 
 def _binary(function: type[Function], x, y) -> Tensor:
-    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+    x_tensor, y_tensor = isinstance(x, Tensor), isinstance(y, Tensor)
+    if not x_tensor and not y_tensor:
         raise TypeError(f"{function.__name__.lower()}: expected at least one Tensor, got "
                         f"{type(x).__name__} and {type(y).__name__}")
+    if x_tensor and y_tensor:
+        if x._data.dtype != y._data.dtype:
+            x, y = _promote(x, y)
+    elif not (type(x if y_tensor else y) in (float, int) and (y if y_tensor else x).dtype.kind == "f"):
+        x, y = _promote(x, y)  # the fast path: a float tensor and a Python number
     return function.apply(x, y)
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_DEFAULT = {1: np.dtype(np.int64), 2: np.dtype(np.float32), 3: np.dtype(np.complex64)}
+
+
+def _promote(x, y) -> tuple:
+    """PyTorch's type promotion: tensors with dimensions decide the dtype; a 0-d tensor or a
+    number counts only if its category (bool < integer < float < complex) is higher, and a number
+    then gives that category's default (float32, int64). ``float32 * np.float64(2)`` stays float32,
+    ``int64 + float32`` is float32, ``int tensor * 2.5`` is float32. Numbers stay Python numbers."""
+    x, y = _as_number(x), _as_number(y)
+    operands = [v for v in (x, y) if isinstance(v, Tensor)]
+    dimensioned = [v.dtype for v in operands if v.ndim > 0] or [v.dtype for v in operands]
+    dtype = _promote_types(dimensioned)
+    zero_dim = [v.dtype for v in operands if v.ndim == 0 and _CATEGORY[v.dtype.kind] >
+                _CATEGORY[dtype.kind]]
+    if zero_dim:
+        dtype = _promote_types(zero_dim)
+    numbers = [_CATEGORY[np.dtype(type(v)).kind] for v in (x, y) if not isinstance(v, Tensor)]
+    if numbers and max(numbers) > _CATEGORY[dtype.kind]:
+        dtype = _DEFAULT[max(numbers)]
+    return tuple(to_dtype(v, dtype) if isinstance(v, Tensor) else v for v in (x, y))
+
+
+def _is_float(value) -> bool:
+    """A float (or complex) Tensor, array or number."""
+    if isinstance(value, (Tensor, np.ndarray, np.generic)):
+        return value.dtype.kind in "fc"
+    return isinstance(value, (float, complex))
+
+
+def _promote_types(dtypes: list) -> np.dtype:
+    """The higher category's dtype (int64 + float32 -> float32); within one category, NumPy's."""
+    top = max(_CATEGORY[d.kind] for d in dtypes)
+    return np.result_type(*[d for d in dtypes if _CATEGORY[d.kind] == top])
+
+
+def _as_number(value):
+    """A NumPy scalar or 0-d array as a Python number (a "wrapped number" in PyTorch's rules);
+    Tensors and arrays with dimensions as they are."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0:
+        return value.item()
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a NumPy or CuPy array: a constant
+        return Tensor(value)
+    return value
 
 
 def add(input, other) -> Tensor:
@@ -164,6 +223,10 @@ def mul(input, other) -> Tensor:
 
 
 def div(input, other) -> Tensor:
+    """True division: integer (or bool) operands give the default float dtype, as PyTorch."""
+    if not _is_float(input) and not _is_float(other):
+        input, other = (to_dtype(v, _DEFAULT[2]) if isinstance(v, Tensor) else v
+                        for v in (input, other))
     return _binary(Div, input, other)
 
 

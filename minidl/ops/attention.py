@@ -86,10 +86,7 @@ class ScaledDotProductAttention(FusedFunction):
             scores = xp.where(mask, scores, -np.inf)
         elif mask is not None:
             scores = scores + mask
-        peak = scores.data.max(axis=-1, keepdims=True)  # a constant shift, 0 for a dead row
-        array = backend.get_array_module(peak)
-        array.copyto(peak, 0, where=array.isneginf(peak))
-        exps = xp.exp(scores - peak)
+        exps = xp.exp(scores - _row_peak(backend.get_array_module(scores.data), scores.data))
         total = xp.sum(exps, axis=-1, keepdims=True)
         probs = exps / (total + (total.data == 0))  # a dead row: 0 / 1
         attended = probs if state.keep is None else probs * state.keep
@@ -107,11 +104,19 @@ def _matmul_like(xp, a, b, like):
     return xp.matmul(a, b, out=xp.empty_like(like) if like.shape == shape else None)
 
 
+def _row_peak(xp, scores):
+    """Each row's max (..., L, 1), the shift that keeps exp finite; 0 for a dead row (all -inf:
+    exp(-inf - 0) = 0 everywhere) and for rows without keys (S = 0)."""
+    if scores.shape[-1] == 0:
+        return xp.zeros(scores.shape[:-1] + (1,), dtype=scores.dtype)
+    peak = scores.max(axis=-1, keepdims=True)
+    xp.copyto(peak, 0, where=xp.isneginf(peak))
+    return peak
+
+
 def _softmax_in_place(xp, scores):
     """softmax over the last dim, overwriting ``scores``; an all -inf row gives zeros, not 0/0."""
-    peak = scores.max(axis=-1, keepdims=True)  # (..., L, 1)
-    xp.copyto(peak, 0, where=xp.isneginf(peak))  # a dead row: exp(-inf - 0) = 0 everywhere
-    scores -= peak
+    scores -= _row_peak(xp, scores)
     xp.exp(scores, out=scores)
     # (..., L, 1), >= 1 unless the row is dead; a GEMV, as NumPy's sum over a short last axis is
     # several times slower

@@ -1,6 +1,8 @@
 """Matrix products."""
 from __future__ import annotations
 
+import math
+
 from minidl.autograd import Function
 from minidl.ops.common import reduce_like
 from minidl.tensors import Tensor
@@ -71,7 +73,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1])  # (rows, in)
+        x2 = _rows(x)  # (rows, in)
         ctx.save_for_backward(x, weight)
         y = x2 @ weight.T  # (rows, out)
         if bias is not None:
@@ -82,11 +84,16 @@ class Linear(Function):
     def backward(ctx, gy):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        gy2 = gy.reshape(-1, gy.shape[-1])  # (rows, out)
+        gy2 = _rows(gy)  # (rows, out)
         gx = (gy2 @ weight).reshape(x.shape) if needs_x else None  # (..., in)
-        gw = (gy2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None  # (out, rows) @ (rows, in)
+        gw = (gy2.T @ _rows(x)) if needs_w else None  # (out, rows) @ (rows, in)
         gb = gy2.sum(axis=0) if needs_b else None  # (out,)
         return gx, gw, gb
+
+
+def _rows(a):
+    """(..., n) -> (rows, n), also when some size is 0 (where reshape(-1, n) is ambiguous)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

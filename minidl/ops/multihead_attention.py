@@ -86,7 +86,7 @@ def _add_batch_dim(query, key, value, axis: int) -> tuple:
 
 def _project(x: Tensor, weight: Tensor, bias) -> Tensor:
     """x Wᵀ + b over the last dim as one 2-D GEMM (NumPy runs (A, B, E) @ (E, F) as A GEMMs)."""
-    rows = reshape(x, (-1, x.shape[-1]))  # (A·B, E)
+    rows = reshape(x, (x.shape[0] * x.shape[1], x.shape[-1]))  # (A·B, E), also when A·B = 0
     return reshape(linear(rows, weight, bias), x.shape[:-1] + (weight.shape[0],))  # (A, B, F)
 
 

@@ -45,7 +45,7 @@ def _input_projection(x, w_ih, bias, reverse: bool):
     xw = x.reshape(T * B, I) @ w_ih.T  # (T·B, G·H)
     if bias is not None:
         xw += bias
-    return _steps(xw.reshape(T, B, -1), reverse)  # (T, B, G·H)
+    return _steps(xw.reshape(T, B, xw.shape[-1]), reverse)  # (T, B, G·H)
 
 
 def _bias_sum(b_ih, b_hh):
@@ -72,11 +72,11 @@ def _parameter_grads(needs, reverse, x, w_ih, hs, g_xw, g_hw):
     g_xw2 = g_xw.reshape(T * B, G)  # (T·B, G·H)
     gx = gw_ih = gw_hh = gb_ih = gb_hh = None
     if needs[0]:
-        gx = _steps((g_xw2 @ w_ih).reshape(T, B, -1), reverse)  # (T, B, I) in time order
+        gx = _steps((g_xw2 @ w_ih).reshape(T, B, w_ih.shape[1]), reverse)  # (T, B, I) in time order
     if needs_w_ih:
-        gw_ih = g_xw2.T @ _steps(x, reverse).reshape(T * B, -1)  # (G·H, I)
+        gw_ih = g_xw2.T @ _steps(x, reverse).reshape(T * B, x.shape[-1])  # (G·H, I)
     if needs_w_hh:
-        gw_hh = g_hw.reshape(T * B, G).T @ hs[:-1].reshape(T * B, -1)  # (G·H, H)
+        gw_hh = g_hw.reshape(T * B, G).T @ hs[:-1].reshape(T * B, hs.shape[-1])  # (G·H, H)
     if needs_b_ih:
         gb_ih = g_xw2.sum(axis=0)  # (G·H,)
     if needs_b_hh:

@@ -65,6 +65,23 @@ class Var(Function):
             return gy * centered * (2 / x.dtype.type(ctx.divisor)), None, None, None
 
 
+class Std(Function):
+    """s = sqrt(v) of a variance v;  gv = gs / (2 s), and 0 where s = 0 (PyTorch's std: a constant
+    input gets a zero gradient, not inf · 0 = nan)."""
+
+    @staticmethod
+    def forward(ctx, variance):
+        std = ctx.xp.sqrt(variance)
+        ctx.save_for_backward(std)
+        return std
+
+    @staticmethod
+    def backward(ctx, gs):
+        (std,) = ctx.saved_tensors
+        xp, flat = ctx.xp, std == 0
+        return xp.where(flat, 0, gs / (2 * xp.where(flat, 1, std)))  # no inf even where masked
+
+
 class AMax(Function):
     """y = max over axes;  gx = gy shared evenly among the elements equal to the max (as PyTorch).
 
@@ -192,8 +209,8 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
 
 
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
-    """sqrt of :func:`var` (composed: its gradient comes from var's and sqrt's)."""
-    return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+    """sqrt of :func:`var`; the gradient of a constant input is 0, as PyTorch's."""
+    return Std.apply(var(input, dim, unbiased, keepdim, correction=correction))
 
 
 def amax(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:

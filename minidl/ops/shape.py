@@ -218,6 +218,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """``chunks`` pieces of size ceil(n / chunks) (fewer when n is small), as PyTorch."""
+    if not isinstance(chunks, int) or chunks < 1:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     length = input.shape[normalize_dim(dim, input.ndim, "chunk")]
     return split(input, builtins.max(1, -(-length // chunks)), dim)
 
