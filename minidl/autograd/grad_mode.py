@@ -1,15 +1,24 @@
-"""Grad mode (is a graph being recorded?) and anomaly mode (check every value for NaN/inf)."""
+"""Grad mode (is a graph being recorded?) and anomaly mode (check every value for NaN/inf).
+
+Both are per thread, as in PyTorch: ``no_grad()`` in one thread leaves another thread's recording
+alone, and a new thread starts with grad enabled and anomaly detection off.
+"""
 from __future__ import annotations
 
 import functools
+import threading
 
 
-class _GradMode:
-    enabled = True
+class _PerThreadFlag(threading.local):
+    """``enabled``, one value per thread: each thread starts at ``default`` on its first read."""
+
+    def __init__(self, default: bool):
+        self.enabled = default
 
 
-class _AnomalyMode:
-    enabled = False
+# Function.apply reads ``_GradMode.enabled`` on every op: one threading.local attribute read
+_GradMode = _PerThreadFlag(True)
+_AnomalyMode = _PerThreadFlag(False)
 
 
 def is_grad_enabled() -> bool:
