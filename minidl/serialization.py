@@ -9,8 +9,19 @@ arrays::
     the rest     every array's bytes, little-endian, C order, back to back
 
 ``structure`` is the JSON of the saved object with each array replaced by a reference to its entry,
-so dicts, lists, tuples, ints, floats, strings, bools and None come back as they went in. Loading
-parses JSON and copies bytes: it never executes code. Writes are atomic (temp file, fsync, rename).
+so dicts, lists, tuples, ints, floats, strings, bools and None come back as they went in. An array's
+entry is named by its dotted path (``model.fc.weight``); ``__metadata__`` is the header's own name,
+so ``save`` refuses an array under that top-level key.
+
+Loading parses JSON and copies bytes: it never executes code. A malformed file (a header not shaped
+as above, arrays that overlap, leave gaps or run past the end, a structure nested past Python's
+recursion limit) raises ValueError naming the file and the problem.
+
+Writes are atomic: the bytes go to a temp file ``.<name>.<8 hex digits>.tmp`` beside the target,
+are fsynced and renamed over it. The target is ``path`` with its symlinks resolved (a link stays a
+link); a replaced file keeps its permission bits. A failed write removes its temp file, and each
+save removes the temp files that killed saves of the same target left behind; a live writer's temp
+file is locked (POSIX) or open (Windows), so a concurrent save leaves it alone.
 
 Deliberate differences from ``torch.save``: only data is saved, never objects or classes (save a
 model's ``state_dict()``, not the model); NumPy scalars come back as Python numbers; ``path``
@@ -21,7 +32,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import reprlib
 import secrets
+import stat
 import struct
 
 import numpy as np
@@ -29,12 +43,19 @@ import numpy as np
 from minidl import backend
 from minidl.tensors import Tensor
 
-# safetensors dtype names <-> NumPy dtypes (bf16 has no NumPy dtype and is not supported)
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, but a file that a writer holds open cannot be removed
+    fcntl = None
+
+# safetensors dtype names <-> NumPy dtypes (bf16 and fp8 have no NumPy dtype and are not supported)
 DTYPES = {"BOOL": "|b1", "U8": "|u1", "I8": "|i1", "I16": "<i2", "U16": "<u2", "I32": "<i4",
           "U32": "<u4", "I64": "<i8", "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
 _NAMES = {np.dtype(code): name for name, code in DTYPES.items()}
 _MARKERS = ("__tensor__", "__ndarray__", "__tuple__", "__dict__")
 _HEADER_LIMIT = 100 * 2**20  # as the safetensors package: a longer header means a foreign file
+_MAX_DIMS = 64  # NumPy's limit on ndim
+_MAX_BYTES = np.iinfo(np.intp).max  # NumPy's limit on itemsize * (product of the nonzero dims)
 
 
 def save(obj, path) -> None:
@@ -44,6 +65,7 @@ def save(obj, path) -> None:
         obj: e.g. ``{"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": 3, "rng": minidl.get_rng_state()}``.
         path: file path; the file is replaced atomically, so a crash mid-save leaves the old one.
+            A symlink is followed: its target is replaced and the link stays.
 
     Examples:
         >>> save({"model": model.state_dict(), "epoch": 3}, "checkpoint.safetensors")
@@ -70,20 +92,29 @@ def load(path, map_location=None):
             ``"cpu"`` / ``"cuda"`` to put every Tensor there. NumPy arrays stay NumPy arrays.
 
     Raises:
-        ValueError: the file is truncated, not a safetensors file, or its header is inconsistent.
+        ValueError: the file is truncated, not a safetensors file, malformed or inconsistent, or
+            holds a dtype minidl does not support (such as BF16).
     """
     path = os.fspath(path)
+    try:
+        return _load(path, map_location)
+    except RecursionError:  # the JSON parser and _decode recurse once per level of nesting
+        raise ValueError(f"load: {path} is nested too deeply (past Python's recursion limit): "
+                         "not a valid checkpoint") from None
+
+
+def _load(path: str, map_location):
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         header, start = _read_header(path, file, size)
-        metadata = header.pop("__metadata__", None) or {}
-        arrays = {name: _read_array(path, name, entry, file, start, size)
-                  for name, entry in header.items()}
-    end = max((entry["data_offsets"][1] for entry in header.values()), default=0)
-    if start + end != size:
-        raise ValueError(f"load: {path} has {size - start - end} bytes after its last array: "
-                         "not a valid checkpoint")
-    if metadata.get("format") != "minidl" or "structure" not in metadata:
+        metadata = header.pop("__metadata__", None)
+        if not isinstance(metadata, (dict, type(None))):
+            raise ValueError(f"load: {path} has a corrupt header: __metadata__ must be an object, "
+                             f"got {reprlib.repr(metadata)}")
+        layout = _check_layout(path, header, size - start)
+        arrays = {name: _read_array(path, name, file, start, *entry)
+                  for name, entry in layout.items()}
+    if not metadata or metadata.get("format") != "minidl" or "structure" not in metadata:
         return {name: _tensor(array, None, map_location) for name, array in arrays.items()}
     try:
         structure = json.loads(metadata["structure"])
@@ -115,7 +146,7 @@ def _encode(value, where: str, arrays: dict):
     if isinstance(value, dict):
         if all(isinstance(key, str) for key in value) and not any(key in _MARKERS for key in value):
             return {key: _encode(item, f"{where}.{key}", arrays) for key, item in value.items()}
-        return {"__dict__": [[_encode(key, where, {}), _encode(item, f"{where}.{key}", arrays)]
+        return {"__dict__": [[_encode_key(key, where), _encode(item, f"{where}.{key}", arrays)]
                              for key, item in value.items()]}
     hint = " (save model.state_dict(), not the model)" if hasattr(value, "state_dict") else ""
     place = where.lstrip(".") or "<root>"
@@ -123,11 +154,24 @@ def _encode(value, where: str, arrays: dict):
                     "Tensors, NumPy arrays, dicts, lists, tuples, int, float, str, bool or None")
 
 
+def _encode_key(key, where: str):
+    """A dict key's JSON form; a key holding a Tensor is refused (its array would have no entry)."""
+    key_arrays: dict[str, np.ndarray] = {}
+    encoded = _encode(key, where, key_arrays)
+    if key_arrays:
+        raise TypeError(f"save: the dict at '{where.lstrip('.') or '<root>'}' has a key holding a "
+                        f"Tensor ({key!r}); keys must be int, float, str, bool, None or tuples")
+    return encoded
+
+
 def _add_array(arrays: dict, where: str, array: np.ndarray) -> str:
     if array.dtype.newbyteorder("<") not in _NAMES:
         raise TypeError(f"save: the array at '{where.lstrip('.')}' has dtype {array.dtype}, which "
                         f"safetensors cannot hold (supported: {sorted(str(d) for d in _NAMES)})")
     name = where.lstrip(".") or "<root>"
+    if name == "__metadata__":
+        raise ValueError("save: cannot save an array under the key '__metadata__': the safetensors "
+                         "header reserves that name for its metadata; rename the key")
     while name in arrays:  # two paths can join to the same dotted name (keys with dots)
         name += "'"
     arrays[name] = np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")  # keeps 0-d
@@ -135,24 +179,54 @@ def _add_array(arrays: dict, where: str, array: np.ndarray) -> str:
 
 
 def _decode(value, arrays: dict, map_location, path: str):
+    """The object that ``structure`` describes; a node ``save`` does not write raises ValueError."""
     if isinstance(value, list):
         return [_decode(item, arrays, map_location, path) for item in value]
     if not isinstance(value, dict):
         return value
-    for marker in ("__tensor__", "__ndarray__"):
-        if marker in value and value[marker] not in arrays:
-            raise ValueError(f"load: {path} refers to an array {value[marker]!r} it does not hold")
-    if "__tensor__" in value:
-        tensor = _tensor(arrays[value["__tensor__"]], value.get("device"), map_location)
-        return tensor.requires_grad_() if value.get("requires_grad") else tensor
-    if "__ndarray__" in value:
-        return arrays[value["__ndarray__"]]
+    if "__tensor__" in value or "__ndarray__" in value:
+        return _decode_array(value, arrays, map_location, path)
     if "__tuple__" in value:
+        if not isinstance(value["__tuple__"], list):
+            raise _corrupt_structure(path, "__tuple__ must hold a list", value)
         return tuple(_decode(item, arrays, map_location, path) for item in value["__tuple__"])
     if "__dict__" in value:
-        return {_decode(key, arrays, map_location, path): _decode(item, arrays, map_location, path)
-                for key, item in value["__dict__"]}
+        pairs = value["__dict__"]
+        if not isinstance(pairs, list) or any(not isinstance(pair, list) or len(pair) != 2
+                                              for pair in pairs):
+            raise _corrupt_structure(path, "__dict__ must hold [key, value] pairs", value)
+        items = [[_decode(item, arrays, map_location, path) for item in pair] for pair in pairs]
+        try:
+            return dict(items)
+        except TypeError:  # a key that decodes to a list or a dict
+            raise _corrupt_structure(path, "a __dict__ key is unhashable", value) from None
     return {key: _decode(item, arrays, map_location, path) for key, item in value.items()}
+
+
+def _decode_array(value: dict, arrays: dict, map_location, path: str):
+    marker = "__tensor__" if "__tensor__" in value else "__ndarray__"
+    name = value[marker]
+    if not isinstance(name, str) or name not in arrays:
+        raise ValueError(f"load: {path} refers to an array {reprlib.repr(name)} it does not hold")
+    if marker == "__ndarray__":
+        return arrays[name]
+    device, requires_grad = value.get("device"), value.get("requires_grad", False)
+    if not isinstance(requires_grad, bool) or (requires_grad and arrays[name].dtype.kind != "f"):
+        problem = f"requires_grad of {name!r} must be a bool, true only for a floating point array"
+        raise _corrupt_structure(path, problem, value)
+    if device is not None:
+        try:
+            backend.Device(device)
+        except (TypeError, ValueError):
+            problem = f"the device of {name!r} is not a device"
+            raise _corrupt_structure(path, problem, value) from None
+    tensor = _tensor(arrays[name], device, map_location)
+    return tensor.requires_grad_() if requires_grad else tensor
+
+
+def _corrupt_structure(path: str, problem: str, value) -> ValueError:
+    return ValueError(f"load: {path} has a corrupt structure in its metadata: {problem}, got "
+                      f"{reprlib.repr(value)}")
 
 
 def _tensor(array: np.ndarray, saved_device, map_location) -> Tensor:
@@ -177,44 +251,98 @@ def _read_header(path: str, file, size: int) -> tuple[dict, int]:
     except (UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"load: {path} has a corrupt header ({error})") from None
     if not isinstance(header, dict):
-        raise ValueError(f"load: {path} has a corrupt header (expected a JSON object)")
+        raise ValueError(f"load: {path} has a corrupt header (expected a JSON object, got "
+                         f"{reprlib.repr(header)})")
     return header, 8 + length
 
 
-def _read_array(path: str, name: str, entry, file, start: int, size: int) -> np.ndarray:
+def _check_layout(path: str, header: dict, data_size: int) -> dict:
+    """Each array's checked (dtype, shape, begin, end); together they must tile the data exactly."""
+    layout = {name: _check_entry(path, name, entry) for name, entry in header.items()}
+    position = 0
+    for name, (_, _, begin, end) in sorted(layout.items(), key=lambda item: item[1][2:]):
+        if begin != position:
+            raise ValueError(f"load: {path}: array {name!r} starts at byte {begin} of the data, "
+                             f"expected {position} (arrays lie back to back: no overlaps, no gaps)")
+        position = end
+    if position > data_size:
+        raise ValueError(f"load: {path} is truncated: its arrays need {position} bytes after the "
+                         f"header, the file has {data_size}")
+    if position < data_size:
+        raise ValueError(f"load: {path} has {data_size - position} bytes after its last array: "
+                         "not a valid checkpoint")
+    return layout
+
+
+def _check_entry(path: str, name: str, entry) -> tuple:
+    """One header entry as (dtype, shape, begin, end), each field checked."""
+    fields = entry if isinstance(entry, dict) else {}
+    dtype, shape, offsets = (fields.get(key) for key in ("dtype", "shape", "data_offsets"))
+    if not isinstance(entry, dict):
+        problem = "expected an object with dtype, shape and data_offsets"
+    elif not isinstance(dtype, str):
+        problem = "dtype must be a string such as 'F32'"
+    elif not _naturals(shape) or len(shape) > _MAX_DIMS:
+        problem = f"shape must be a list of at most {_MAX_DIMS} non-negative integers"
+    elif not _naturals(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+        problem = "data_offsets must be [begin, end] with 0 <= begin <= end"
+    else:
+        problem = None
+    if problem:
+        raise ValueError(f"load: {path} has a corrupt header entry for {name!r}: {problem}, got "
+                         f"{reprlib.repr(entry)}")
+    if dtype not in DTYPES:
+        raise ValueError(f"load: {path}: tensor {name!r} has dtype {dtype}, and dtype {dtype} is "
+                         f"not supported by minidl (it reads {', '.join(DTYPES)})")
+    numpy_dtype, (begin, end) = np.dtype(DTYPES[dtype]), offsets
+    if math.prod(max(n, 1) for n in shape) * numpy_dtype.itemsize > _MAX_BYTES:
+        raise ValueError(f"load: {path}: array {name!r} has shape {tuple(shape)}, too large for "
+                         "NumPy: not a valid checkpoint")
+    if end - begin != math.prod(shape) * numpy_dtype.itemsize:
+        raise ValueError(f"load: {path}: array {name!r} of shape {tuple(shape)} and dtype {dtype} "
+                         f"does not fit its byte range [{begin}, {end})")
+    return numpy_dtype, tuple(shape), begin, end
+
+
+def _naturals(value) -> bool:
+    """Whether ``value`` is a list of non-negative ints (JSON's, so no bools and no floats)."""
+    return isinstance(value, list) and all(type(n) is int and n >= 0 for n in value)
+
+
+def _read_array(path: str, name: str, file, start: int, dtype, shape, begin, end) -> np.ndarray:
     """One array, read straight from the file into fresh (aligned, writable) memory."""
-    try:
-        dtype = np.dtype(DTYPES[entry["dtype"]])
-        shape = tuple(int(n) for n in entry["shape"])
-        begin, end = (int(n) for n in entry["data_offsets"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"load: {path} has a corrupt header entry for {name!r}: "
-                         f"{entry!r}") from None
-    if min(shape, default=0) < 0 or end - begin != math.prod(shape) * dtype.itemsize or begin < 0:
-        raise ValueError(f"load: {path}: array {name!r} of shape {shape} and dtype "
-                         f"{entry['dtype']} does not fit its byte range [{begin}, {end})")
-    if start + end > size:
-        raise ValueError(f"load: {path} is truncated: array {name!r} needs bytes up to "
-                         f"{start + end}, the file has {size}")
     array = np.empty(shape, dtype)
     file.seek(start + begin)
-    file.readinto(array.reshape(-1).view(np.uint8))
+    if file.readinto(array.reshape(-1).view(np.uint8)) != end - begin:
+        raise ValueError(f"load: {path} is truncated: it shrank while array {name!r} was read")
     return array.astype(dtype.newbyteorder("="), copy=False)  # a no-op on little-endian hosts
 
 
 # ----- atomic write -------------------------------------------------------------------------------
 def _atomic_write(path: str, chunks: list) -> None:
-    """Write to a temp file beside ``path``, fsync it, rename it over ``path``, fsync the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    """Write to a temp file beside ``path``, fsync it, rename it over ``path``, fsync the folder.
+
+    ``path`` is resolved first, so a symlink stays a link and its target is replaced. The new file
+    gets the replaced file's permission bits (a new file: 0o666 less the umask, as ``open`` gives).
+    """
+    target = os.path.realpath(path)
+    folder, name = os.path.split(target)
+    _remove_abandoned_temps(folder, name)
     try:
-        with open(temp, "xb") as file:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    temp, file = _create_temp(folder, name, 0o666 if mode is None else mode)
+    try:
+        with file:
+            if mode is not None:
+                os.chmod(temp, mode)  # exactly the old bits: os.open's mode went through the umask
             for chunk in chunks:
                 is_array = isinstance(chunk, np.ndarray)
                 file.write(chunk.reshape(-1).view(np.uint8) if is_array else chunk)  # no copy
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException:
         if os.path.exists(temp):
             os.remove(temp)
@@ -225,3 +353,50 @@ def _atomic_write(path: str, chunks: list) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _create_temp(folder: str, name: str, mode: int):
+    """A new temp file ``.<name>.<8 hex digits>.tmp`` in ``folder``, open and (POSIX) locked."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        file = os.fdopen(os.open(temp, flags, mode), "wb")
+        if not _lock(file, wait=True):
+            return temp, file  # no locks here, so no other save removes it either
+        try:
+            if os.path.samestat(os.stat(temp), os.fstat(file.fileno())):
+                return temp, file
+        except FileNotFoundError:
+            pass
+        file.close()  # between our open and lock another save took it for abandoned: start over
+
+
+def _remove_abandoned_temps(folder: str, name: str) -> None:
+    """Remove the temp files that killed saves of ``name`` left in ``folder``; keep live ones."""
+    pattern = re.compile(re.escape(f".{name}.") + r"[0-9a-f]{8}\.tmp")  # what _create_temp names
+    try:
+        temps = [entry.path for entry in os.scandir(folder)
+                 if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return  # an unreadable folder: the save itself can still work
+    for temp in temps:
+        try:
+            if fcntl is None:
+                os.remove(temp)  # fails while its writer holds it open
+                continue
+            with open(temp, "rb") as file:
+                if _lock(file, wait=False):  # its writer is gone: the lock died with it
+                    os.remove(temp)
+        except OSError:
+            pass  # removed meanwhile, in use, or not ours to remove
+
+
+def _lock(file, wait: bool) -> bool:
+    """Take ``file``'s exclusive flock; False where another holds it or there are no locks."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except OSError:  # BlockingIOError: a live writer holds it; others: a file system without locks
+        return False
