@@ -23,9 +23,12 @@ from minidl.ops.recurrent import (gru, gru_cell, lstm, lstm_cell, rnn_relu, rnn_
                                   rnn_tanh_cell)
 from minidl.random import Generator, get_rng_state, manual_seed, set_rng_state
 from minidl.serialization import load, save
-from minidl import data, datasets, metrics, nn, optim, train  # noqa: E402  (they build on the above)
+from minidl import backends, cuda, data, datasets, metrics, nn, optim, train  # noqa: E402
+from minidl.compat import accelerator, compile, inference_mode, unsupported_dtype  # noqa: E402
 
-bool = bool_  # PyTorch spells it minidl.bool; defined after the imports so they see the builtin
+# PyTorch's dtype aliases, defined after the imports so those see the builtins they shadow here
+bool, long, int, short, float, double, half = bool_, int64, int32, int16, float32, float64, float16
+bfloat16 = unsupported_dtype("bfloat16", "NumPy has no bfloat16; use float32, or float16")
 
 __version__ = "0.1.0"
 

@@ -140,7 +140,10 @@ def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator=
 
 
 def randint(low: int, high: int | None = None, size=(), dtype=None, device=None, generator=None) -> Tensor:
-    if high is None:
+    """Integers in [low, high); ``randint(high, size)`` means low = 0, as PyTorch's."""
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
     xp = backend.array_module(device or "cpu")
     draw = random.generator_for(xp, generator).integers(low, high, size=tuple(size))

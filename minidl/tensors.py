@@ -23,6 +23,8 @@ class Tensor:
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False):
+        if type(data) in (list, tuple, int):  # PyTorch's legacy constructor: Tensor([1., 2.])
+            data = _legacy_data(data)
         self._data = data
         self._requires_grad = requires_grad
         self.grad: Tensor | None = None
@@ -56,6 +58,14 @@ class Tensor:
     @property
     def device(self) -> backend.Device:
         return backend.device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
 
     @property
     def requires_grad(self) -> bool:
@@ -260,3 +270,12 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
+
+
+def _legacy_data(data):
+    """``Tensor([1., 2.])``: a float32 array, as PyTorch's legacy ``torch.Tensor(data)``."""
+    if type(data) is int:
+        raise TypeError(f"Tensor({data}, ...): PyTorch's uninitialised-size form is not supported; "
+                        f"use minidl.empty({data}, ...), or minidl.tensor(data) for values")
+    return np.asarray(data, dtype=np.float32)
+

@@ -210,6 +210,8 @@ SECOND_ORDER_CASES = {
         norm=nn.LayerNorm(4), **({} if nn is transformer else {"enable_nested_tensor": False})),
     "TransformerDecoder": lambda nn: nn.TransformerDecoder(
         nn.TransformerDecoderLayer(4, 1, dim_feedforward=3, dropout=0.0), 2, norm=nn.LayerNorm(4)),
+    "Transformer": lambda nn: nn.Transformer(4, 1, num_encoder_layers=1, num_decoder_layers=1,
+                                             dim_feedforward=3, dropout=0.0),
 }
 
 
@@ -220,16 +222,37 @@ def test_second_order_gradgradcheck_and_hvp_parity(name):
     make = SECOND_ORDER_CASES[name]
     rng = np.random.default_rng(0)
     x, memory = rng.standard_normal((3, 2, 4)), rng.standard_normal((2, 2, 4))
-    if "Decoder" in name:
+    if "Decoder" in name or name == "Transformer":  # the whole Transformer: src = memory's input
         causal = np.triu(np.ones((3, 3), dtype=bool), 1)
         inputs = [x, memory, causal]
         call = lambda m, t, mem, mask: m(t, mem, tgt_mask=mask)  # noqa: E731
+        if name == "Transformer":
+            call = lambda m, t, src, mask: m(src, t, tgt_mask=mask)  # noqa: E731
     else:
         inputs = [x, np.array([[False, False, True], [False, False, False]])]
         call = lambda m, src, pad: m(src, src_key_padding_mask=pad)  # noqa: E731
     assert gradgradcheck_module(make(transformer), inputs, call=call)
     with sdpa_kernel(SDPBackend.MATH):
         check_module_hvp_parity(make(transformer), make(torch.nn), inputs, call=call)
+
+
+def test_transformer_gradcheck_and_parity():
+    """nn.Transformer (encoder-decoder): the same state_dict keys as torch, outputs and all gradients
+    equal for the same weights, and float64 finite differences."""
+    def make(nn):
+        return nn.Transformer(8, 2, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=16,
+                              dropout=0.0, batch_first=True)
+
+    rng = np.random.default_rng(2)
+    src, tgt = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 4, 8))
+    causal = np.triu(np.ones((4, 4), dtype=bool), 1)
+    call = lambda m, s, t, mask: m(s, t, tgt_mask=mask, tgt_is_causal=True)  # noqa: E731
+    assert sorted(make(transformer).state_dict()) == sorted(make(torch.nn).state_dict())
+    check_module_parity(make(transformer), make(torch.nn), [src, tgt, causal], call=call)
+    small = transformer.Transformer(4, 1, num_encoder_layers=1, num_decoder_layers=1,
+                                    dim_feedforward=3, dropout=0.0)
+    assert gradcheck_module(small, [src[:1, :3, :4].transpose(1, 0, 2),
+                                    tgt[:1, :2, :4].transpose(1, 0, 2)])
 
 
 def test_square_subsequent_mask_matches_torch():

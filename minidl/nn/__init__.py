@@ -15,5 +15,5 @@ from minidl.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvg
                                AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
 from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minidl.nn.sparse import Embedding
-from minidl.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
-                                   TransformerEncoderLayer)
+from minidl.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                                   TransformerEncoder, TransformerEncoderLayer)

@@ -79,6 +79,9 @@ class RNNBase(Module):
         """Every weight in PyTorch's order: per layer and direction w_ih, w_hh (, b_ih, b_hh)."""
         return [getattr(self, name) for name in self._flat_weights_names]
 
+    def flatten_parameters(self) -> None:
+        """PyTorch packs cuDNN's weight buffer here; minidl has none, so this does nothing."""
+
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():

@@ -7,6 +7,7 @@ import math
 from minidl import backend, creation, ops
 from minidl.nn.attention import MultiheadAttention
 from minidl.nn.container import ModuleList
+from minidl.nn import init
 from minidl.nn.dropout import Dropout
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module
@@ -204,6 +205,54 @@ class TransformerDecoder(Module):
                            memory_key_padding_mask=memory_key_padding_mask,
                            tgt_is_causal=bool(tgt_is_causal), memory_is_causal=memory_is_causal)
         return output if self.norm is None else self.norm(output)
+
+
+class Transformer(Module):
+    """The encoder-decoder of "Attention Is All You Need" (``torch.nn.Transformer``): an encoder
+    stack over ``src`` and a decoder stack over ``tgt`` that attends to the encoder's output.
+
+    Args: as PyTorch's (d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
+    dim_feedforward=2048, dropout=0.1, activation, custom_encoder, custom_decoder,
+    layer_norm_eps, batch_first, norm_first, bias). Each stack ends with a LayerNorm; every weight
+    with more than one dim is drawn from Xavier's uniform distribution, as PyTorch does.
+
+    Shape:
+        src (S, N, E), tgt (T, N, E) (batch first: (N, S, E), (N, T, E)); output like tgt. Masks as
+        the layers': src_mask (S, S), tgt_mask (T, T), memory_mask (T, S), key padding masks
+        (N, S) / (N, T).
+    """
+
+    def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
+                 num_decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation="relu", custom_encoder=None, custom_decoder=None,
+                 layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        layer = dict(d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward,
+                     dropout=dropout, activation=activation, layer_norm_eps=layer_norm_eps,
+                     batch_first=batch_first, norm_first=norm_first, bias=bias, device=device,
+                     dtype=dtype)
+        norm = dict(eps=layer_norm_eps, bias=bias, device=device, dtype=dtype)
+        self.encoder = custom_encoder or TransformerEncoder(
+            TransformerEncoderLayer(**layer), num_encoder_layers, LayerNorm(d_model, **norm))
+        self.decoder = custom_decoder or TransformerDecoder(
+            TransformerDecoderLayer(**layer), num_decoder_layers, LayerNorm(d_model, **norm))
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+        for parameter in self.parameters():
+            if parameter.ndim > 1:
+                init.xavier_uniform_(parameter)
+
+    def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
+                src_key_padding_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None,
+                src_is_causal=None, tgt_is_causal=None, memory_is_causal: bool = False):
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+                              is_causal=src_is_causal)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    generate_square_subsequent_mask = staticmethod(generate_square_subsequent_mask)
 
 
 def _add_feed_forward(layer: Module, d_model: int, dim_feedforward: int, dropout: float,

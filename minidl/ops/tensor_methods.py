@@ -13,7 +13,7 @@ from minidl import backend
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
 from minidl.ops.conversion import clone, to_device, to_dtype
-from minidl.ops.indexing import getitem
+from minidl.ops.indexing import getitem, setitem
 from minidl.ops.linalg import matmul
 from minidl.ops.pointwise import abs, clamp, exp, log, neg, relu, sigmoid, sqrt, tanh
 from minidl.ops.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp, max, mean, min,
@@ -78,6 +78,7 @@ class TensorMethods:
     def __and__(self, other): return logical_and(self, other)
     def __or__(self, other): return logical_or(self, other)
     def __getitem__(self, index): return getitem(self, index)
+    def __setitem__(self, index, value): setitem(self, index, value)
 
     def add(self, other): return add(self, other)
     def sub(self, other): return sub(self, other)
