@@ -13,6 +13,8 @@ from minidl.creation import (arange, bool_, empty, eye, float16, float32, float6
                              ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                              set_default_dtype, tensor, uint8, zeros, zeros_like)
 from minidl.gradient_check import GradcheckError, gradcheck, gradgradcheck
+from minidl.ops import (argsort, ceil, cos, erf, expm1, floor, log1p, narrow, norm, reciprocal, roll,
+                        round, rsqrt, sign, sin, sort, topk, tril, triu, trunc)
 from minidl.ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, clone,
                         div, eq, exp, flatten, ge, gelu, getitem, gt, le, leaky_relu, log,
                         log_softmax, logical_and, logical_not, logical_or, logsumexp, lt, masked_fill,
@@ -23,7 +25,7 @@ from minidl.ops.recurrent import (gru, gru_cell, lstm, lstm_cell, rnn_relu, rnn_
                                   rnn_tanh_cell)
 from minidl.random import Generator, get_rng_state, manual_seed, set_rng_state
 from minidl.serialization import load, save
-from minidl import backends, cuda, data, datasets, metrics, nn, optim, train  # noqa: E402
+from minidl import backends, cuda, data, datasets, linalg, metrics, nn, optim, train  # noqa: E402
 from minidl.compat import accelerator, compile, inference_mode, unsupported_dtype  # noqa: E402
 
 # PyTorch's dtype aliases, defined after the imports so those see the builtins they shadow here

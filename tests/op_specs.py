@@ -87,6 +87,46 @@ def std_case(draw):
     return shapes, params
 
 
+def matrix(draw):
+    """A batch of matrices (tril/triu) and a diagonal offset."""
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    return [shape], {"diagonal": draw(st.integers(-2, 2))}
+
+
+def roll_case(draw):
+    shapes, params = with_dim(draw)
+    params["shifts"] = draw(st.integers(-5, 5))
+    return shapes, params
+
+
+def narrow_case(draw):
+    shapes, params = with_dim(draw)
+    size = shapes[0][params["dim"]]
+    params["start"] = draw(st.integers(-size, size - 1))
+    start = params["start"] % size
+    params["length"] = draw(st.integers(0, size - start))
+    return shapes, params
+
+
+def sort_case(draw):
+    shapes, params = with_dim(draw)
+    params["descending"] = draw(st.booleans())
+    return shapes, params
+
+
+def topk_case(draw):
+    shapes, params = with_dim(draw)
+    params["k"] = draw(st.integers(1, shapes[0][params["dim"]]))
+    params["largest"] = draw(st.booleans())
+    return shapes, params
+
+
+def norm_case(draw):
+    shapes, params = with_dims(draw)
+    params["ord"] = draw(st.sampled_from([2, 1, 3, float("inf"), -float("inf")]))
+    return shapes, params
+
+
 def matmul_shapes(draw):
     k = draw(st.integers(1, 4))
     m, n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -295,6 +335,32 @@ SPECS = [
     Spec("split", lambda m, x, split, dim: tuple(m.split(x, split, dim=dim)), split_case),
     Spec("chunk", lambda m, x, chunks, dim: tuple(m.chunk(x, chunks, dim=dim)), chunk_case),
     Spec("pad", lambda m, x, pad, value: F(m).pad(x, pad, value=value), pad_case),
+    Spec("sin", lambda m, x: m.sin(x), one),
+    Spec("cos", lambda m, x: x.cos(), one),
+    Spec("rsqrt", lambda m, x: m.rsqrt(x), one, domain="positive"),
+    Spec("erf", lambda m, x: m.erf(x), one),
+    Spec("log1p", lambda m, x: m.log1p(x), one, domain="positive"),
+    Spec("expm1", lambda m, x: x.expm1(), one),
+    Spec("reciprocal", lambda m, x: m.reciprocal(x), one, domain="nonzero"),
+    Spec("sign", lambda m, x: m.sign(x) * x, one, domain="nonzero"),
+    Spec("floor", lambda m, x: m.floor(x * 3) + x, one),
+    Spec("ceil", lambda m, x: x.ceil() * x, one),
+    Spec("round", lambda m, x: m.round(x * 3) * x, one),
+    Spec("trunc", lambda m, x: m.trunc(x * 3) + x * x, one),
+    Spec("tril", lambda m, x, diagonal: m.tril(x, diagonal), matrix),
+    Spec("triu", lambda m, x, diagonal: x.triu(diagonal), matrix),
+    Spec("roll", lambda m, x, dim, shifts: m.roll(x, shifts, dim), roll_case),
+    Spec("roll[flat]", lambda m, x: m.roll(x, 2), one),
+    Spec("narrow", lambda m, x, dim, start, length: x.narrow(dim, start, length), narrow_case),
+    Spec("sort", lambda m, x, dim, descending: m.sort(x, dim=dim, descending=descending).values,
+         sort_case),
+    Spec("topk", lambda m, x, dim, k, largest: m.topk(x, k, dim=dim, largest=largest).values,
+         topk_case),
+    Spec("vector_norm", lambda m, x, dim, keepdim, ord: m.linalg.vector_norm(
+        x, ord=ord, dim=dim, keepdim=keepdim), norm_case, domain="nonzero"),
+    Spec("norm", lambda m, x, dim, keepdim: m.norm(  # torch's "fro" takes one or two dims
+        x, dim=dim[:2] if isinstance(dim, tuple) else dim, keepdim=keepdim), with_dims,
+        domain="nonzero"),
     Spec("clone", lambda m, x: m.clone(x) * 2, one),
     Spec("to_dtype", lambda m, x: x.to(m.float32).to(m.float64) * 3, one,
          gradcheck={"eps": 1e-2, "atol": 1e-3}),

@@ -177,3 +177,55 @@ def test_flatten_parameters_is_a_no_op():
     before = {k: v.numpy().copy() for k, v in lstm.state_dict().items()}
     lstm.flatten_parameters()
     assert all((lstm.state_dict()[k].numpy() == v).all() for k, v in before.items())
+
+
+# ----- tensor methods -----------------------------------------------------------------------------
+IN_PLACE = {
+    "add_": lambda y, w: y.add_(w, alpha=2),
+    "sub_": lambda y, w: y.sub_(w * w, alpha=0.5),
+    "mul_": lambda y, w: y.mul_(w),
+    "div_": lambda y, w: y.div_(w * w + 1),
+    "pow_": lambda y, w: y.pow_(2),
+    "clamp_": lambda y, w: y.clamp_(min=-0.5, max=0.5),
+    "neg_": lambda y, w: y.neg_(),
+    "exp_": lambda y, w: y.exp_(),
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_in_place_arithmetic_is_differentiable_as_pytorch(name):
+    values = np.random.default_rng(0).standard_normal(4)
+    results = []
+    for m in (minidl, torch):
+        w = m.tensor(values, requires_grad=True)
+        y = w * 3
+        same = IN_PLACE[name](y, w)
+        assert same is y and y._version == 1
+        (y * y).sum().backward()
+        results.append((y, w.grad))
+    for ours, theirs in zip(*results):
+        assert_close(ours, theirs, np.float64, name)
+
+
+def test_in_place_updates_without_a_graph_and_their_errors():
+    p = minidl.ones(3, requires_grad=True)
+    with minidl.no_grad():
+        p.add_(minidl.full((3,), 2.0), alpha=-0.5)  # an optimizer-style update of a leaf
+    assert p.is_leaf and p.requires_grad and p.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        p.mul_(2)
+    for m in (minidl, torch):
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            m.tensor([1, 2]).add_(1.5)
+
+
+def test_new_tensors_type_and_format_as_pytorch():
+    for m in (minidl, torch):
+        t = m.ones(2, dtype=m.float64)
+        assert str(t.new_zeros(2, 3).dtype).endswith("float64") and tuple(t.new_ones((4,)).shape) == (4,)
+        assert t.new_full((2,), 7.0).tolist() == [7.0, 7.0] and tuple(t.new_empty(3).shape) == (3,)
+        assert str(t.new_tensor([1, 2]).dtype).endswith("float64")
+        assert str(t.type(m.float32).dtype).endswith("float32")
+        assert f"{m.tensor(3.14159):.3f}" == "3.142"
+        assert m.ones(3).argmax().ndim == 0
+    assert minidl.ones(2).type() == "minidl.FloatTensor"

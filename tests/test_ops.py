@@ -88,6 +88,8 @@ NON_DIFFERENTIABLE = {
     "logical_or": lambda m, x, y: m.logical_or(x > 0, y > 0),
     "argmax": lambda m, x, y: (m.argmax(x), m.argmax(x, dim=-1), m.argmax(x, dim=0, keepdim=True)),
     "argmin": lambda m, x, y: (m.argmin(x), m.argmin(x, dim=1), m.argmin(x, dim=-2, keepdim=True)),
+    "argsort": lambda m, x, y: (m.argsort(x, dim=1, stable=True), x.argsort(dim=0, stable=True),
+                                m.argsort(x, dim=-1, descending=True, stable=True)),
 }
 
 

@@ -6,8 +6,11 @@ Loading this package also installs Tensor's operators and op methods (``tensor_m
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub, where
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
 from minidl.ops.conversion import clone, to_device, to_dtype
+from minidl.ops.elementwise import (ceil, cos, erf, expm1, floor, log1p, reciprocal, round, rsqrt,
+                                    sign, sin, tril, triu, trunc)
 from minidl.ops.indexing import getitem
-from minidl.ops.linalg import matmul
+from minidl.ops.linalg import matmul, norm, vector_norm
+from minidl.ops.ordering import argsort, narrow, roll, sort, topk
 from minidl.ops.pointwise import (abs, clamp, exp, gelu, leaky_relu, log, neg, relu, sigmoid, silu,
                                   softplus, sqrt, tanh)
 from minidl.ops.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp, max, mean, min,
@@ -24,9 +27,12 @@ DIFFERENTIABLE = [
     "softplus", "silu", "clamp", "sum", "mean", "var", "std", "max", "min", "amax", "amin",
     "logsumexp", "softmax", "log_softmax", "reshape", "flatten", "permute", "transpose", "squeeze",
     "unsqueeze", "expand", "broadcast_to", "getitem", "cat", "stack", "split", "chunk", "pad",
-    "clone", "to_dtype", "to_device",
+    "clone", "to_dtype", "to_device", "sin", "cos", "rsqrt", "erf", "log1p", "expm1",
+    "reciprocal", "sign", "floor", "ceil", "round", "trunc", "tril", "triu", "roll", "narrow",
+    "sort", "topk", "vector_norm", "norm",
 ]
 NON_DIFFERENTIABLE = [
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or", "argmax", "argmin",
+    "argsort",
 ]
 __all__ = DIFFERENTIABLE + NON_DIFFERENTIABLE

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from minidl.autograd import Function
+from minidl.ops import reduction
 from minidl.ops.common import reduce_like
 from minidl.tensors import Tensor
 
@@ -104,3 +105,27 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.dtype != weight.dtype:
         raise RuntimeError(f"linear: input dtype {input.dtype} differs from weight dtype {weight.dtype}")
     return Linear.apply(input, weight, bias)
+
+
+def vector_norm(input: Tensor, ord=2, dim=None, keepdim: bool = False) -> Tensor:
+    """(Σ |x|^p)^(1/p) over ``dim`` (all dims by default), ``torch.linalg.vector_norm``: ord 2
+    (the default), 1, inf, -inf, 0 (the count of non-zeros) or any other p. The 2-norm of a zero
+    vector has a zero gradient, as PyTorch's (not 0/0)."""
+    if ord == 2:
+        return reduction.Std.apply(reduction.sum(input * input, dim, keepdim))  # a masked sqrt
+    if ord == 1:
+        return reduction.sum(input.abs(), dim, keepdim)
+    if ord == math.inf:
+        return reduction.amax(input.abs(), () if dim is None else dim, keepdim)
+    if ord == -math.inf:
+        return reduction.amin(input.abs(), () if dim is None else dim, keepdim)
+    if ord == 0:
+        return reduction.sum((input != 0).to(input.dtype), dim, keepdim)
+    return reduction.sum(input.abs() ** ord, dim, keepdim) ** (1 / ord)
+
+
+def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """``torch.norm``: the vector p-norm over ``dim``; "fro" (the default) is the 2-norm of all
+    the elements in ``dim``."""
+    return vector_norm(input, 2 if p == "fro" else p, dim, keepdim)
+

@@ -10,11 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import backend
+from minidl.autograd.grad_mode import is_grad_enabled
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
 from minidl.ops.conversion import clone, to_device, to_dtype
+from minidl.ops.elementwise import (ceil, cos, erf, expm1, floor, log1p, reciprocal, round, rsqrt,
+                                    sign, sin, tril, triu, trunc)
 from minidl.ops.indexing import getitem, setitem
-from minidl.ops.linalg import matmul
+from minidl.ops.linalg import matmul, norm
+from minidl.ops.ordering import argsort, narrow, roll, sort, topk
 from minidl.ops.pointwise import abs, clamp, exp, log, neg, relu, sigmoid, sqrt, tanh
 from minidl.ops.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp, max, mean, min,
                                   softmax, std, sum, var)
@@ -126,6 +130,66 @@ class TensorMethods:
     def softmax(self, dim): return softmax(self, dim)
     def log_softmax(self, dim): return log_softmax(self, dim)
 
+    def sin(self): return sin(self)
+    def cos(self): return cos(self)
+    def rsqrt(self): return rsqrt(self)
+    def erf(self): return erf(self)
+    def log1p(self): return log1p(self)
+    def expm1(self): return expm1(self)
+    def reciprocal(self): return reciprocal(self)
+    def sign(self): return sign(self)
+    def floor(self): return floor(self)
+    def ceil(self): return ceil(self)
+    def round(self): return round(self)
+    def trunc(self): return trunc(self)
+    def tril(self, diagonal=0): return tril(self, diagonal)
+    def triu(self, diagonal=0): return triu(self, diagonal)
+    def norm(self, p="fro", dim=None, keepdim=False): return norm(self, p, dim, keepdim)
+    def sort(self, dim=-1, descending=False, stable=False): return sort(self, dim, descending, stable)
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return argsort(self, dim, descending, stable)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return topk(self, k, dim, largest, sorted)
+    def roll(self, shifts, dims=None): return roll(self, shifts, dims)
+    def narrow(self, dim, start, length): return narrow(self, dim, start, length)
+
+    # in place, as PyTorch: differentiable when recorded (the tensor takes the result's history)
+    def add_(self, other, *, alpha=1):
+        return _in_place(self, "add_", lambda x: add(x, _scaled(other, alpha)))
+    def sub_(self, other, *, alpha=1):
+        return _in_place(self, "sub_", lambda x: sub(x, _scaled(other, alpha)))
+    def mul_(self, other): return _in_place(self, "mul_", lambda x: mul(x, other))
+    def div_(self, other): return _in_place(self, "div_", lambda x: div(x, other))
+    def pow_(self, exponent): return _in_place(self, "pow_", lambda x: pow(x, exponent))
+    def clamp_(self, min=None, max=None):
+        return _in_place(self, "clamp_", lambda x: clamp(x, min, max))
+    def neg_(self): return _in_place(self, "neg_", neg)
+    def exp_(self): return _in_place(self, "exp_", exp)
+
+    # new tensors with this one's dtype and device
+    def new_zeros(self, *size, dtype=None): return self._new(size, 0, dtype)
+    def new_ones(self, *size, dtype=None): return self._new(size, 1, dtype)
+    def new_full(self, size, fill_value, dtype=None): return self._new((size,), fill_value, dtype)
+    def new_empty(self, *size, dtype=None): return self._new(size, 0, dtype)
+
+    def new_tensor(self, data, dtype=None):
+        xp = backend.get_array_module(self._data)
+        array = np.asarray(data.numpy() if isinstance(data, Tensor) else data)
+        return Tensor(xp.asarray(array, dtype=dtype or self.dtype))  # this tensor's, as PyTorch
+
+    def _new(self, size, fill_value, dtype):
+        xp = backend.get_array_module(self._data)
+        return Tensor(xp.full(_shape_args(size), fill_value, dtype=dtype or self.dtype))
+
+    def type(self, dtype=None):
+        """Cast to ``dtype``; without one, the type's name (``'torch.FloatTensor'`` style)."""
+        if dtype is None:
+            return f"minidl.{_TYPE_NAMES.get(self.dtype.name, self.dtype.name)}"
+        return self.to(dtype)
+
+    def __format__(self, spec):
+        """A one-element tensor formats as its number (``f"{loss:.4f}"``), else as its repr."""
+        return format(self.item(), spec) if self._data.size == 1 else format(repr(self), spec)
+
     def reshape(self, *shape): return reshape(self, _shape_args(shape))
     def view(self, *shape): return reshape(self, _shape_args(shape))
     def view_as(self, other): return reshape(self, other.shape)
@@ -147,6 +211,37 @@ def install() -> None:
     for name, value in vars(TensorMethods).items():
         if name not in _OWN:
             setattr(Tensor, name, value)
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def _scaled(other, alpha):
+    return other if alpha == 1 else other * alpha
+
+
+def _in_place(tensor: Tensor, op: str, compute) -> Tensor:
+    """``tensor = compute(tensor)`` in its own memory, as PyTorch's ``op``: a new version, and
+    when a graph is recorded the tensor takes over the result's history (its old value, a copy,
+    is the result's input, so nothing saved is overwritten)."""
+    tensor._check_inplace(op)
+    if is_grad_enabled():
+        old = Tensor(tensor._data.copy(), tensor._requires_grad)
+        old._ctx, old._output_index = tensor._ctx, tensor._output_index
+        result = compute(old)
+    else:
+        result = compute(tensor)
+    if result.dtype != tensor.dtype and result.dtype.kind != tensor.dtype.kind:
+        raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output "
+                           f"type {tensor.dtype}")
+    tensor._data[...] = result._data
+    tensor._mark_modified()
+    if result._ctx is not None:
+        tensor._ctx, tensor._output_index, tensor._requires_grad = (result._ctx,
+                                                                    result._output_index, True)
+    return tensor
 
 
 def _shape_args(args: tuple) -> tuple:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import functools
 
-from minidl.ops import (arithmetic, conversion, linalg, pointwise, reduction, shape)
+from minidl.ops import (arithmetic, conversion, elementwise, linalg, pointwise, reduction, shape)
 from minidl.tensors import Tensor
 
 
@@ -56,6 +56,12 @@ class TensorNamespace:
 
     def tanh(self, x):
         return pointwise.tanh(self._tensor(x))
+
+    def sin(self, x):
+        return elementwise.sin(self._tensor(x))
+
+    def cos(self, x):
+        return elementwise.cos(self._tensor(x))
 
     def abs(self, x):
         return pointwise.abs(self._tensor(x))
