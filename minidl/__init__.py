@@ -9,7 +9,8 @@ from minidl import autograd, backend, ops
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.backend import Device, cuda_is_available, device
 from minidl.creation import (arange, bool_, empty, eye, float16, float32, float64, from_numpy, full,
-                             full_like, get_default_dtype, int8, int16, int32, int64, linspace, ones,
+                             full_like, get_default_dtype, int8, int16, int32, int64, linspace,
+                             multinomial, ones,
                              ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                              set_default_dtype, tensor, uint8, zeros, zeros_like)
 from minidl.gradient_check import GradcheckError, gradcheck, gradgradcheck

@@ -150,6 +150,31 @@ def randint(low: int, high: int | None = None, size=(), dtype=None, device=None,
     return Tensor(xp.asarray(draw, dtype=dtype or int64))
 
 
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
+                generator=None) -> Tensor:
+    """Draw ``num_samples`` category indices per row of the non-negative weights ``input`` (C,)
+    or (N, C), as ``torch.multinomial`` (without replacement each index at most once per row)."""
+    weights = np.asarray(backend.to_numpy(input.data), dtype=np.float64)
+    rows = weights.reshape(-1, weights.shape[-1]) if weights.ndim else weights.reshape(1, 1)
+    if weights.ndim not in (1, 2) or not np.isfinite(rows).all() or (rows < 0).any():
+        raise RuntimeError("multinomial: expected a 1-d or 2-d tensor of finite, non-negative "
+                           f"weights, got shape {tuple(input.shape)}")
+    if (rows.sum(axis=1) <= 0).any():
+        raise RuntimeError("multinomial: every row of weights needs a positive sum")
+    if not replacement and num_samples > rows.shape[1]:
+        raise RuntimeError(f"multinomial: cannot sample {num_samples} > {rows.shape[1]} "
+                           "categories without replacement")
+    rng = random.generator_for(np, generator)
+    if replacement:
+        draws = np.stack([rng.choice(row.size, num_samples, p=row / row.sum()) for row in rows])
+    else:  # Gumbel top-k: the k largest log w + Gumbel noise; zero weights come last, as PyTorch
+        with np.errstate(divide="ignore"):
+            keys = np.log(rows) + rng.gumbel(size=rows.shape)  # (N, C)
+        draws = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]  # (N, num_samples)
+    draws = draws.reshape(input.shape[:-1] + (num_samples,)).astype(np.int64)
+    return Tensor(backend.array_module(input.device).asarray(draws))
+
+
 def randperm(n: int, dtype=None, device=None, generator=None) -> Tensor:
     xp = backend.array_module(device or "cpu")
     return Tensor(xp.asarray(random.generator_for(xp, generator).permutation(n), dtype=dtype or int64))

@@ -229,3 +229,24 @@ def test_new_tensors_type_and_format_as_pytorch():
         assert f"{m.tensor(3.14159):.3f}" == "3.142"
         assert m.ones(3).argmax().ndim == 0
     assert minidl.ones(2).type() == "minidl.FloatTensor"
+
+
+def test_multinomial_as_pytorch():
+    weights = minidl.tensor([[0.1, 0.0, 0.9], [0.5, 0.5, 0.0]])
+    draws = minidl.multinomial(weights, 2)
+    assert tuple(draws.shape) == tuple(torch.multinomial(torch.tensor(weights.numpy()), 2).shape)
+    assert str(draws.dtype) == "int64"
+    assert all(len(set(row)) == 2 and 1 not in row[:1] for row in draws.tolist()[:1])
+    assert (draws.numpy()[1] != 2).all()  # a zero weight is never drawn
+    frequencies = np.bincount(minidl.multinomial(minidl.tensor([1.0, 3.0]), 4000,
+                                                 replacement=True).numpy(), minlength=2) / 4000
+    np.testing.assert_allclose(frequencies, [0.25, 0.75], atol=0.03)
+    minidl.manual_seed(5)
+    first = weights.multinomial(1).tolist()
+    minidl.manual_seed(5)
+    assert weights.multinomial(1).tolist() == first  # seeded like every other draw
+    for m in (minidl, torch):
+        assert sorted(m.multinomial(m.tensor([[0.5, 0.5, 0.0]]), 3)[0].tolist()) == [0, 1, 2]
+        assert m.multinomial(m.tensor([[0.5, 0.5, 0.0]]), 3)[0].tolist()[2] == 2  # zero last
+        with pytest.raises(RuntimeError):
+            m.multinomial(m.tensor([[0.5, 0.5, 0.0]]), 4)

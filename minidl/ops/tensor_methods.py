@@ -11,6 +11,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.autograd.grad_mode import is_grad_enabled
+from minidl.creation import multinomial
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
 from minidl.ops.conversion import clone, to_device, to_dtype
@@ -151,6 +152,9 @@ class TensorMethods:
     def topk(self, k, dim=-1, largest=True, sorted=True): return topk(self, k, dim, largest, sorted)
     def roll(self, shifts, dims=None): return roll(self, shifts, dims)
     def narrow(self, dim, start, length): return narrow(self, dim, start, length)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        return multinomial(self, num_samples, replacement, generator=generator)
 
     # in place, as PyTorch: differentiable when recorded (the tensor takes the result's history)
     def add_(self, other, *, alpha=1):
