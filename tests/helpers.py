@@ -6,6 +6,7 @@ import torch
 
 import minidl
 from minidl import nn
+from minidl.autograd import Function
 
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-7, atol=1e-9)}
 
@@ -77,13 +78,37 @@ def check_module_parity(ours: nn.Module, theirs: torch.nn.Module, inputs, dtype=
 
 def gradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool:
     """gradcheck in float64 of ``module`` with respect to its float inputs and every parameter."""
+    return _check_module(minidl.gradcheck, module, inputs, call, tolerances)
+
+
+def gradgradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool:
+    """gradgradcheck in float64 of ``module`` with respect to its float inputs and every parameter."""
+    return _check_module(minidl.autograd.gradgradcheck, module, inputs, call, tolerances)
+
+
+def _check_module(check, module: nn.Module, inputs, call, tolerances: dict) -> bool:
     call = call or (lambda m, *xs: m(*xs))
     module.double()
     tensors = [minidl.tensor(x.astype(np.float64) if x.dtype.kind == "f" else x,
                              requires_grad=x.dtype.kind == "f") for x in inputs]
     params = [p for p in module.parameters() if p.requires_grad]
     count = len(tensors)
-    return minidl.gradcheck(lambda *args: call(module, *args[:count]), tensors + params, **tolerances)
+    return check(lambda *args: call(module, *args[:count]), tensors + params, **tolerances)
+
+
+class Cube(Function):
+    """A user-defined op written with operators only: y = x³, gx = 3x² gy (differentiable twice
+    as it is)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * gy
 
 
 def _engine_hvp(m, outputs_of, wrt: list, dtype):
@@ -145,15 +170,3 @@ def check_module_hvp_parity(ours: nn.Module, theirs: torch.nn.Module, inputs, ca
     shapes = [x.shape for x in inputs if x.dtype.kind == "f"] + [
         tuple(dict(theirs.named_parameters())[n].shape) for n in param_names]
     _compare_hvps(*results, names, shapes, "module", dtype, scale)
-
-
-def gradgradcheck_module(module: nn.Module, inputs, call=None, **tolerances) -> bool:
-    """gradgradcheck in float64 of ``module`` with respect to its float inputs and every parameter."""
-    call = call or (lambda m, *xs: m(*xs))
-    module.double()
-    tensors = [minidl.tensor(x.astype(np.float64) if x.dtype.kind == "f" else x,
-                             requires_grad=x.dtype.kind == "f") for x in inputs]
-    params = [p for p in module.parameters() if p.requires_grad]
-    count = len(tensors)
-    return minidl.autograd.gradgradcheck(lambda *args: call(module, *args[:count]), tensors + params,
-                                         **tolerances)

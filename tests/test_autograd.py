@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import Cube
 
 import minidl
 from minidl.autograd import Function
@@ -151,20 +152,6 @@ def test_hooks_match_torch_semantics():
         results.append((x.grad.numpy().copy(), h.grad.numpy().copy()))
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs)
-
-
-class Cube(Function):
-    """A user-defined op: y = x³, gx = 3x² gy."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
-
-    @staticmethod
-    def backward(ctx, gy):
-        (x,) = ctx.saved_tensors
-        return 3 * x * x * gy
 
 
 class WrongCube(Cube):

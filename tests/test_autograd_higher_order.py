@@ -3,7 +3,7 @@ inputs=, allow_unused, hooks, custom Functions, autograd.functional and gradgrad
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close
+from helpers import Cube, assert_close
 
 import minidl
 from minidl.autograd import Function, FusedFunction, functional
@@ -138,20 +138,6 @@ def test_first_order_leaf_grad_accumulates_in_place():
     buffer = x.grad.data
     (x * 2).sum().backward()
     assert x.grad.data is buffer and np.allclose(buffer, 5)
-
-
-class Cube(Function):
-    """A user's op written with operators only: its backward is differentiable as it is."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
-
-    @staticmethod
-    def backward(ctx, gy):
-        (x,) = ctx.saved_tensors
-        return 3 * x * x * gy
 
 
 class OpaqueCube(Cube):

@@ -71,14 +71,12 @@ def _step(ours, theirs, x):
         assert_close(getattr(ours, name).grad, param.grad, np.float32, f"grad of {name}")
 
 
+BATCH_NORM_CASES = dict(spatial=st.integers(0, 3), channels=st.integers(1, 3), affine=st.booleans(),
+                        training=st.booleans(), seed=st.integers(0, 2**16))
+
+
 @with_fixture
-@given(
-    spatial=st.integers(0, 3),
-    channels=st.integers(1, 3),
-    affine=st.booleans(),
-    training=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
+@given(**BATCH_NORM_CASES)
 def test_batch_norm_gradcheck(kernel_mode, spatial, channels, affine, training, seed):
     layer = BATCH_NORMS[spatial][0](channels, affine=affine)
     rng = np.random.default_rng(seed)
@@ -92,13 +90,7 @@ def test_batch_norm_gradcheck(kernel_mode, spatial, channels, affine, training, 
 
 
 @with_fixture
-@given(
-    spatial=st.integers(0, 3),
-    channels=st.integers(1, 3),
-    affine=st.booleans(),
-    training=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
+@given(**BATCH_NORM_CASES)
 def test_batch_norm_second_order(kernel_mode, spatial, channels, affine, training, seed):
     """Training mode differentiates through the batch statistics (the fused op's composed replay);
     evaluation mode is composed from ops."""
