@@ -17,12 +17,19 @@ Loading parses JSON and copies bytes: it never executes code. A malformed file (
 as above, arrays that overlap, leave gaps or run past the end, a structure nested past Python's
 recursion limit) raises ValueError naming the file and the problem.
 
-Writes are atomic (``minidl/atomic_file.py``: a temp file beside the target, fsync, rename; the
-mode kept, symlinks written through, abandoned temp files of the same target removed).
+Writes to a path are atomic (``minidl/atomic_file.py``: a temp file beside the target, fsync,
+rename; the mode kept, symlinks written through, abandoned temp files of the same target removed).
+``save`` and ``load`` also take a binary file object, as ``torch.save`` / ``torch.load`` do: the
+same bytes are written with ``write`` (the caller owns the file, so nothing is atomic there) or read
+with ``read`` and ``seek``, from the file's position.
+
+``load`` also reads PyTorch's own checkpoints (what ``torch.save`` writes since PyTorch 1.6: a zip
+file, told apart by its first bytes) with ``minidl/torch_pickle.py``, which imports no PyTorch and
+runs no code from the file.
 
 Deliberate differences from ``torch.save``: only data is saved, never objects or classes (save a
-model's ``state_dict()``, not the model); NumPy scalars come back as Python numbers; ``path``
-must be a file path, not a file object; ``map_location`` is a device (or None), not a function.
+model's ``state_dict()``, not the model); NumPy scalars come back as Python numbers;
+``map_location`` is a device (or None), not a function.
 """
 from __future__ import annotations
 
@@ -34,8 +41,9 @@ import struct
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, torch_pickle
 from minidl.atomic_file import atomic_write
+from minidl.file_objects import check_file, is_path, opened
 from minidl.tensors import Tensor
 
 # safetensors dtype names <-> NumPy dtypes (bf16 and fp8 have no NumPy dtype and are not supported)
@@ -48,18 +56,21 @@ _MAX_DIMS = 64  # NumPy's limit on ndim
 _MAX_BYTES = np.iinfo(np.intp).max  # NumPy's limit on itemsize * (product of the nonzero dims)
 
 
-def save(obj, path) -> None:
-    """Write ``obj`` (nested dicts/lists/tuples of Tensors, NumPy arrays, plain values) to ``path``.
+def save(obj, f) -> None:
+    """Write ``obj`` (nested dicts/lists/tuples of Tensors, NumPy arrays, plain values) to ``f``.
 
     Args:
         obj: e.g. ``{"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "epoch": 3, "rng": minidl.get_rng_state()}``.
-        path: file path; the file is replaced atomically, so a crash mid-save leaves the old one.
-            A symlink is followed: its target is replaced and the link stays.
+        f: a file path: the file is replaced atomically, so a crash mid-save leaves the old one,
+            and a symlink is followed (its target is replaced and the link stays). Or a binary
+            file object with ``write``: the checkpoint is written at its position.
 
     Examples:
         >>> save({"model": model.state_dict(), "epoch": 3}, "checkpoint.safetensors")
     """
+    if not is_path(f):
+        check_file(f, "save", ("write",), "wb")
     arrays: dict[str, np.ndarray] = {}
     structure = _encode(obj, "", arrays)
     header, offset = {}, 0
@@ -70,40 +81,55 @@ def save(obj, path) -> None:
     header["__metadata__"] = {"format": "minidl", "structure": json.dumps(structure)}
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)  # pad so the data starts 8-byte aligned, as safetensors does
-    atomic_write(os.fspath(path), [struct.pack("<Q", len(text)), text, *arrays.values()])
+    chunks = [struct.pack("<Q", len(text)), text,
+              *(array.reshape(-1).view(np.uint8) for array in arrays.values())]  # no copies
+    if is_path(f):
+        atomic_write(os.fspath(f), chunks)
+        return
+    for chunk in chunks:
+        f.write(chunk)
 
 
-def load(path, map_location=None):
-    """Read what :func:`save` wrote (or any safetensors file: then a dict of name -> Tensor).
+def load(f, map_location=None):
+    """Read what :func:`save` wrote, any safetensors file (a dict of name -> Tensor), or a
+    ``torch.save`` checkpoint (see ``minidl/torch_pickle.py``).
 
     Args:
-        path: file path.
+        f: a file path, or a seekable binary file object (``read`` and ``seek``) positioned at the
+            start of the checkpoint.
         map_location: None (Tensors go back to the device they were saved from), or a device such as
             ``"cpu"`` / ``"cuda"`` to put every Tensor there. NumPy arrays stay NumPy arrays.
 
     Raises:
-        ValueError: the file is truncated, not a safetensors file, malformed or inconsistent, or
-            holds a dtype minidl does not support (such as BF16).
+        ValueError: the file is truncated, not a checkpoint, malformed or inconsistent, or holds a
+            dtype minidl does not support (such as BF16).
+        pickle.UnpicklingError: a PyTorch checkpoint names a global that is not on the allow-list.
+        TypeError: ``f`` is neither a path nor a binary file object with read, seek and tell.
     """
-    path = os.fspath(path)
-    try:
-        return _load(path, map_location)
-    except RecursionError:  # the JSON parser and _decode recurse once per level of nesting
-        raise ValueError(f"load: {path} is nested too deeply (past Python's recursion limit): "
-                         "not a valid checkpoint") from None
+    with opened(f) as (file, name):
+        start = file.tell()
+        head = file.read(len(torch_pickle.LEGACY_MAGIC))
+        file.seek(start)
+        if torch_pickle.is_torch_checkpoint(head):
+            return torch_pickle.load(file, name, map_location)
+        try:
+            return _load(file, name, start, map_location)
+        except RecursionError:  # the JSON parser and _decode recurse once per level of nesting
+            raise ValueError(f"load: {name} is nested too deeply (past Python's recursion limit): "
+                             "not a valid checkpoint") from None
 
 
-def _load(path: str, map_location):
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        header, start = _read_header(path, file, size)
-        metadata = header.pop("__metadata__", None)
-        if not isinstance(metadata, (dict, type(None))):
-            raise ValueError(f"load: {path} has a corrupt header: __metadata__ must be an object, "
-                             f"got {reprlib.repr(metadata)}")
-        layout = _check_layout(path, header, size - start)
-        arrays = {name: _read_array(path, name, file, start, *entry)
-                  for name, entry in layout.items()}
+def _load(file, path: str, start: int, map_location):
+    size = file.seek(0, os.SEEK_END) - start
+    file.seek(start)
+    header, data_start = _read_header(path, file, size)
+    metadata = header.pop("__metadata__", None)
+    if not isinstance(metadata, (dict, type(None))):
+        raise ValueError(f"load: {path} has a corrupt header: __metadata__ must be an object, "
+                         f"got {reprlib.repr(metadata)}")
+    layout = _check_layout(path, header, size - data_start)
+    arrays = {name: _read_array(path, name, file, start + data_start, *entry)
+              for name, entry in layout.items()}
     if not metadata or metadata.get("format") != "minidl" or "structure" not in metadata:
         return {name: _tensor(array, None, map_location) for name, array in arrays.items()}
     try:
