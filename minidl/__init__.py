@@ -26,7 +26,8 @@ from minidl.ops.recurrent import (gru, gru_cell, lstm, lstm_cell, rnn_relu, rnn_
                                   rnn_tanh_cell)
 from minidl.random import Generator, get_rng_state, manual_seed, set_rng_state
 from minidl.serialization import load, save
-from minidl import backends, cuda, data, datasets, linalg, metrics, nn, optim, train  # noqa: E402
+from minidl import (backends, cuda, data, datasets, linalg, metrics, nn, optim,  # noqa: E402
+                    train, utils)
 from minidl.compat import accelerator, compile, inference_mode, unsupported_dtype  # noqa: E402
 
 # PyTorch's dtype aliases, defined after the imports so those see the builtins they shadow here

@@ -17,3 +17,4 @@ from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minidl.nn.sparse import Embedding
 from minidl.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                                    TransformerEncoder, TransformerEncoderLayer)
+from minidl.nn import modules  # noqa: E402  (PyTorch's class paths torch.nn.modules.<module>: re-exports)
