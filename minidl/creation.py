@@ -42,7 +42,7 @@ def _inferred_dtype(data) -> np.dtype | None:
 def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
     """A new tensor holding a copy of ``data`` (a number, nested list, NumPy/CuPy array or Tensor)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     dtype = np.dtype(dtype) if dtype is not None else _inferred_dtype(data)
     target = backend.Device(device) if device is not None else backend.device_of(data)
     xp = backend.array_module(target)
@@ -154,7 +154,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
                 generator=None) -> Tensor:
     """Draw ``num_samples`` category indices per row of the non-negative weights ``input`` (C,)
     or (N, C), as ``torch.multinomial`` (without replacement each index at most once per row)."""
-    weights = np.asarray(backend.to_numpy(input.data), dtype=np.float64)
+    weights = np.asarray(backend.to_numpy(input._data), dtype=np.float64)
     rows = weights.reshape(-1, weights.shape[-1]) if weights.ndim else weights.reshape(1, 1)
     if weights.ndim not in (1, 2) or not np.isfinite(rows).all() or (rows < 0).any():
         raise RuntimeError("multinomial: expected a 1-d or 2-d tensor of finite, non-negative "

@@ -90,7 +90,7 @@ def _check(fn, inputs, eps, atol, rtol, seed, op: str, label) -> bool:
             weights = [rng.standard_normal(o.shape) for o in outputs]
         total = None
         for output, weight in zip(outputs, weights):
-            xp = backend.get_array_module(output.data)
+            xp = backend.get_array_module(output._data)
             term = (output * Tensor(xp.asarray(weight, dtype=output.dtype))).sum()
             total = term if total is None else total + term
         return total
@@ -103,7 +103,7 @@ def _check(fn, inputs, eps, atol, rtol, seed, op: str, label) -> bool:
     loss.backward()
     for i in checked:
         x = inputs[i]
-        analytic = backend.to_numpy(x.grad.data) if x.grad is not None else np.zeros(x.shape)
+        analytic = backend.to_numpy(x.grad._data) if x.grad is not None else np.zeros(x.shape)
         numeric = _numeric_gradient(contracted_loss, x, eps)
         error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if error.size and error.max() > 0:
@@ -117,19 +117,19 @@ def _check(fn, inputs, eps, atol, rtol, seed, op: str, label) -> bool:
 
 def _numeric_gradient(loss_fn, x: Tensor, eps: float) -> np.ndarray:
     """Central differences of ``loss_fn`` with respect to each element of ``x`` (perturbed in place)."""
-    host = np.array(backend.to_numpy(x.data), dtype=np.float64, order="C")  # reshape(-1) must be a view
+    host = np.array(backend.to_numpy(x._data), dtype=np.float64, order="C")  # reshape(-1) must be a view
     gradient = np.zeros(x.shape)
     flat = host.reshape(-1)
     with no_grad():
         for k in range(flat.size):
             original = flat[k]
             flat[k] = original + eps
-            x.data = backend.to_device(host.copy(), x.device)
+            x._data = backend.to_device(host.copy(), x.device)
             plus = loss_fn().item()
             flat[k] = original - eps
-            x.data = backend.to_device(host.copy(), x.device)
+            x._data = backend.to_device(host.copy(), x.device)
             minus = loss_fn().item()
             flat[k] = original
             gradient.reshape(-1)[k] = (plus - minus) / (2 * eps)
-    x.data = backend.to_device(host, x.device)
+    x._data = backend.to_device(host, x.device)
     return gradient

@@ -144,7 +144,7 @@ def _load(file, path: str, start: int, map_location):
 def _encode(value, where: str, arrays: dict):
     """JSON-able form of ``value``; its arrays are moved to ``arrays`` under their dotted path."""
     if isinstance(value, Tensor):
-        entry = {"__tensor__": _add_array(arrays, where, backend.to_numpy(value.data))}
+        entry = {"__tensor__": _add_array(arrays, where, backend.to_numpy(value._data))}
         if value.device.type != "cpu":
             entry["device"] = str(value.device)
         if value.requires_grad:

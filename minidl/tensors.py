@@ -15,7 +15,8 @@ class Tensor:
     """A multi-dimensional array that records the ops applied to it when it requires grad.
 
     Create tensors with :func:`minidl.tensor` and the factories (``zeros``, ``randn``, ...).
-    ``.data`` is the backend array (``numpy.ndarray`` on CPU, ``cupy.ndarray`` on CUDA).
+    ``.array`` is the backend array (``numpy.ndarray`` on CPU, ``cupy.ndarray`` on CUDA);
+    ``.data`` is, as in PyTorch, a Tensor sharing that memory outside the graph.
     """
 
     __slots__ = ("_data", "_requires_grad", "grad", "_ctx", "_output_index", "_hooks",
@@ -36,12 +37,21 @@ class Tensor:
 
     # ----- attributes -------------------------------------------------------------------------
     @property
-    def data(self):
+    def array(self):
+        """The backend array that holds the values (NumPy or CuPy), for kernels and NumPy code."""
         return self._data
 
+    @property
+    def data(self) -> Tensor:
+        """The values as a Tensor outside the graph, sharing this one's memory (PyTorch's
+        ``.data``): ``p.data.add_(...)`` updates ``p`` and is seen by no backward and no version
+        counter (use ``with no_grad()`` for updates autograd should check)."""
+        return Tensor(self._data)
+
     @data.setter
-    def data(self, array) -> None:
-        self._data = array
+    def data(self, value) -> None:
+        """Replace the values (a Tensor or an array), keeping this tensor's identity and graph."""
+        self._data = value._data if isinstance(value, Tensor) else value
 
     @property
     def shape(self) -> tuple:

@@ -129,7 +129,7 @@ def load(file, name: str, map_location=None):
         raise ValueError(f"load: {name} is not a valid PyTorch checkpoint "
                          f"({type(error).__name__}: {error})") from None
     for tensor, target in unpickler.moves:  # after parsing, so a missing GPU is not "corrupt"
-        tensor.data = backend.to_device(tensor.data, target)
+        tensor._data = backend.to_device(tensor._data, target)
     return result
 
 

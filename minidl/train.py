@@ -145,7 +145,7 @@ class EarlyStopping(Callback):
         if self.tracker.improved(value):
             self.tracker.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self.best_weights = {k: v.data.copy() for k, v in self.model.state_dict().items()}
+                self.best_weights = {k: v._data.copy() for k, v in self.model.state_dict().items()}
             return
         self.wait += 1
         if self.wait >= self.patience and epoch > 0:
@@ -283,7 +283,7 @@ def predict(model, x, batch_size: int = 32, device=None) -> Tensor:
     with no_grad():
         for batch in loader:
             inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-            outputs.append(model(inputs.to(device)).data)
+            outputs.append(model(inputs.to(device))._data)
     model.train(was_training)
     xp = backend.get_array_module(outputs[0]) if outputs else np
     return Tensor(xp.concatenate(outputs)) if outputs else Tensor(np.zeros((0,), np.float32))

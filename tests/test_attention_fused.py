@@ -139,7 +139,7 @@ def test_head_views_get_results_in_their_memory_order():
     output = scaled_dot_product_attention(q, k, v)
     plain = [minidl.tensor(t.numpy(), requires_grad=True) for t in (q, k, v)]
     expected = scaled_dot_product_attention(*plain)
-    assert output.data.transpose(0, 2, 1, 3).flags.c_contiguous
+    assert output.array.transpose(0, 2, 1, 3).flags.c_contiguous
     np.testing.assert_allclose(output.numpy(), expected.numpy(), rtol=1e-12)
     output.sum().backward()
     expected.sum().backward()

@@ -135,9 +135,9 @@ def test_hooks_see_the_summed_gradient_once_with_a_graph_and_replace_it():
 def test_first_order_leaf_grad_accumulates_in_place():
     x = minidl.tensor(X, requires_grad=True)
     (x * 3).sum().backward()
-    buffer = x.grad.data
+    buffer = x.grad.array
     (x * 2).sum().backward()
-    assert x.grad.data is buffer and np.allclose(buffer, 5)
+    assert x.grad.array is buffer and np.allclose(buffer, 5)
 
 
 class OpaqueCube(Cube):

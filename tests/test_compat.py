@@ -250,3 +250,27 @@ def test_multinomial_as_pytorch():
         assert m.multinomial(m.tensor([[0.5, 0.5, 0.0]]), 3)[0].tolist()[2] == 2  # zero last
         with pytest.raises(RuntimeError):
             m.multinomial(m.tensor([[0.5, 0.5, 0.0]]), 4)
+
+
+def test_data_is_a_tensor_sharing_memory_outside_the_graph_as_pytorch():
+    for m in (minidl, torch):
+        m.manual_seed(0)
+        layer = m.nn.Linear(3, 2)
+        p = layer.weight
+        assert isinstance(p.data, m.Tensor) and not p.data.requires_grad
+        version = p._version
+        p.data.add_(m.ones(2, 3))  # PyTorch idiom: an update nobody records
+        p.data.mul_(0.5)
+        p.data.copy_(p.data * 2)
+        assert p._version == version  # .data's writes are invisible to its version, as PyTorch's
+        loss = layer(m.ones(1, 3)).sum()
+        p.data.normal_(0, 0.01)  # nor to a graph that saved p: .data is the documented escape
+        loss.backward()
+        assert p.grad is not None
+        p.data = m.zeros(2, 3)  # assigning .data replaces the values, keeps the Parameter
+        assert p is layer.weight and not p.detach().numpy().any()
+    t = minidl.ones(3)
+    assert t.array is t.data.array and isinstance(t.array, np.ndarray)  # the raw backend array
+    minidl.manual_seed(1)
+    first = minidl.empty(1000).uniform_(-2, 2)
+    assert -2 <= float(first.min()) and float(first.max()) < 2 and abs(float(first.mean())) < 0.2

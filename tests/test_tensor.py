@@ -62,7 +62,8 @@ def test_attributes_and_conversions():
     assert x.double().dtype == minidl.float64 and x.long().dtype == minidl.int64
     assert x.to("cpu") is x and x.to(minidl.float32) is x
     assert x.to("float64").dtype == minidl.float64
-    assert isinstance(x.data, np.ndarray) and x.device == minidl.device("cpu")
+    assert isinstance(x.array, np.ndarray) and x.device == minidl.device("cpu")
+    assert isinstance(x.data, minidl.Tensor) and np.shares_memory(x.data.array, x.array)
     assert repr(minidl.tensor([1.0, 2.0])) == "tensor([1., 2.])"
     assert "requires_grad=True" in repr(x)
 

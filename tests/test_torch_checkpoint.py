@@ -132,10 +132,10 @@ def test_tensors_sharing_a_storage_load_as_separate_arrays(tmp_path):
     base = torch.arange(6.0)
     torch.save({"base": base, "tail": base[2:], "matrix": base.view(2, 3).t()}, tmp_path / "s.pt")
     loaded = load(tmp_path / "s.pt")
-    loaded["base"].data[...] = -1
+    loaded["base"].array[...] = -1
     np.testing.assert_array_equal(loaded["tail"].numpy(), [2, 3, 4, 5])
     np.testing.assert_array_equal(loaded["matrix"].numpy(), [[0, 3], [1, 4], [2, 5]])
-    assert loaded["matrix"].data.flags.c_contiguous and loaded["matrix"].data.flags.writeable
+    assert loaded["matrix"].array.flags.c_contiguous and loaded["matrix"].array.flags.writeable
 
 
 # ----- paths and file objects ---------------------------------------------------------------------

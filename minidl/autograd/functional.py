@@ -33,7 +33,7 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     vs = _vectors("jvp", v, xs, "input")
     with enable_grad():
         out_is_tuple, outputs = _outputs("jvp", func(*xs))
-        dummies = [Tensor(backend.get_array_module(o.data).zeros_like(o.data), True) for o in outputs]
+        dummies = [Tensor(backend.get_array_module(o._data).zeros_like(o._data), True) for o in outputs]
         grads = grad(outputs, xs, dummies, create_graph=True, allow_unused=True)
         used = [(g, w) for g, w in zip(grads, vs) if g is not None and g.requires_grad]
         if strict and len(used) < len(xs):
@@ -135,7 +135,7 @@ def _outputs(op: str, outputs):
 def _vectors(op: str, v, like: tuple, what: str) -> tuple:
     if v is None:
         if len(like) == 1 and like[0].numel() == 1:
-            return (Tensor(backend.get_array_module(like[0].data).ones_like(like[0].data)),)
+            return (Tensor(backend.get_array_module(like[0]._data).ones_like(like[0]._data)),)
         raise RuntimeError(f"{op}: v must be given unless there is one {what} with a single element")
     vs = tuple(v) if isinstance(v, (tuple, list)) else (v,)
     if len(vs) != len(like) or any(a.shape != b.shape for a, b in zip(vs, like)):
@@ -168,7 +168,7 @@ def _grad(outputs, xs, vs, create_graph: bool, strict: bool, op: str) -> tuple:
 
 def _jacobian_rows(output: Tensor, xs: tuple, create_graph: bool, strict: bool) -> list:
     """One gradient per element of ``output``: row k is ∂ output_k / ∂ inputs."""
-    xp = backend.get_array_module(output.data)
+    xp = backend.get_array_module(output._data)
     rows = []
     for k in range(output.numel()):
         one_hot = xp.zeros(output.shape, dtype=output.dtype)
@@ -186,7 +186,7 @@ def _stack(rows: list) -> Tensor:
 
 
 def _zeros(like: Tensor) -> Tensor:
-    return Tensor(backend.get_array_module(like.data).zeros_like(like.data))
+    return Tensor(backend.get_array_module(like._data).zeros_like(like._data))
 
 
 def _result(tensors, is_tuple: bool, create_graph: bool):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from minidl import backend, random
+from minidl.autograd import no_grad
 from minidl.tensors import Tensor
 
 
@@ -35,24 +35,18 @@ def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
 
 
-def _fill(tensor: Tensor, draw) -> Tensor:
-    """Replace ``tensor``'s values with ``draw(generator)`` (an array of its shape), keeping dtype."""
-    xp = backend.get_array_module(tensor.data)
-    values = draw(random.generator_for(xp))
-    tensor.data[...] = xp.asarray(values, dtype=tensor.dtype)
-    return tensor
-
-
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, lambda g: g.uniform(a, b, size=tensor.shape))
+    with no_grad():  # initialisation is outside the graph, also for a leaf that requires grad
+        return tensor.uniform_(a, b)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, lambda g: g.normal(mean, std, size=tensor.shape))
+    with no_grad():
+        return tensor.normal_(mean, std)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor.data[...] = val
+    tensor._data[...] = val
     return tensor
 
 

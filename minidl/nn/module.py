@@ -195,7 +195,7 @@ class Module:
             if set_to_none or param.grad is None:
                 param.grad = None
             else:
-                param.grad.data[...] = 0
+                param.grad._data[...] = 0
 
     def to(self, target=None, dtype=None) -> Module:
         """Move every parameter and buffer to a device and/or cast floating ones to a dtype, in place."""
@@ -213,12 +213,12 @@ class Module:
         for module in self.modules():
             for param in module._parameters.values():
                 if param is not None:
-                    param.data = convert(param.data)
+                    param._data = convert(param._data)
                     if param.grad is not None:
-                        param.grad = Tensor(convert(param.grad.data))
+                        param.grad = Tensor(convert(param.grad._data))
             for name, buffer in module._buffers.items():
                 if buffer is not None:
-                    buffer.data = convert(buffer.data)
+                    buffer._data = convert(buffer._data)
         return self
 
     def cpu(self) -> Module:

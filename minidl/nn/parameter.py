@@ -10,7 +10,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data=None, requires_grad: bool = True):
-        array = data.data if isinstance(data, Tensor) else data
+        array = data._data if isinstance(data, Tensor) else data
         super().__init__(array)
         self.requires_grad = requires_grad
 

@@ -62,7 +62,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight._data[self.padding_idx] = 0
 
     def forward(self, input):
         check_indices(repr(self), input, self.num_embeddings)
@@ -86,7 +86,7 @@ class Embedding(Module):
         The weight shares memory with ``embeddings`` and is used as given (the padding row is not
         zeroed), as in PyTorch; ``freeze`` (default True) makes it not require grad.
         """
-        data = embeddings.data if isinstance(embeddings, Tensor) else embeddings
+        data = embeddings._data if isinstance(embeddings, Tensor) else embeddings
         if data.ndim != 2:
             raise ValueError(f"Embedding.from_pretrained: expected embeddings of shape "
                              f"(num_embeddings, embedding_dim), got {tuple(data.shape)}")

@@ -21,7 +21,7 @@ def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
 
     PyTorch has it as the static method ``nn.Transformer.generate_square_subsequent_mask``.
     """
-    full = creation.full((sz, sz), -math.inf, device=device, dtype=dtype).data
+    full = creation.full((sz, sz), -math.inf, device=device, dtype=dtype)._data
     return Tensor(backend.get_array_module(full).triu(full, 1))  # (sz, sz)
 
 

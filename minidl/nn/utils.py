@@ -70,4 +70,4 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
 def _grad_arrays(parameters) -> list:
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad.data for p in parameters if p.grad is not None]
+    return [p.grad._data for p in parameters if p.grad is not None]

@@ -244,7 +244,7 @@ def minimum(input, other) -> Tensor:
 
 def where(condition, input, other) -> Tensor:
     """Elementwise ``input if condition else other``; ``condition`` is a bool Tensor or array."""
-    condition = condition.data if isinstance(condition, Tensor) else condition
+    condition = condition._data if isinstance(condition, Tensor) else condition
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = Tensor(backend.get_array_module(condition).asarray(input))
     return Where.apply(input, other, condition=condition)

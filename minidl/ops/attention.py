@@ -86,9 +86,9 @@ class ScaledDotProductAttention(FusedFunction):
             scores = xp.where(mask, scores, -np.inf)
         elif mask is not None:
             scores = scores + mask
-        exps = xp.exp(scores - _row_peak(backend.get_array_module(scores.data), scores.data))
+        exps = xp.exp(scores - _row_peak(backend.get_array_module(scores._data), scores._data))
         total = xp.sum(exps, axis=-1, keepdims=True)
-        probs = exps / (total + (total.data == 0))  # a dead row: 0 / 1
+        probs = exps / (total + (total._data == 0))  # a dead row: 0 / 1
         attended = probs if state.keep is None else probs * state.keep
         output = xp.matmul(attended, v)
         return (output, attended) if weights else output
@@ -158,7 +158,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if enable_gqa:
         key, value = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
     if is_causal:
-        xp = backend.get_array_module(query.data)
+        xp = backend.get_array_module(query._data)
         attn_mask = xp.tril(xp.ones((query.shape[-2], key.shape[-2]), dtype=bool))  # (L, S)
     return attend(query, key, value, attn_mask, scale, dropout_p)[0]
 
@@ -191,7 +191,7 @@ def _check_operands(query, key, value, attn_mask, is_causal, enable_gqa) -> None
         return
     if is_causal:
         raise RuntimeError(f"{op}: explicit attn_mask should not be set when is_causal=True")
-    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    mask = attn_mask._data if isinstance(attn_mask, Tensor) else attn_mask
     if mask.dtype != bool and mask.dtype != query.dtype:
         raise TypeError(f"{op}: expected attn_mask of dtype bool or {query.dtype} (the query's), "
                         f"got {mask.dtype}")

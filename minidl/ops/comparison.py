@@ -6,7 +6,7 @@ from minidl.tensors import Tensor
 
 
 def _raw(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value._data if isinstance(value, Tensor) else value
 
 
 def _result(array) -> Tensor:

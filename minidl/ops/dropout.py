@@ -18,6 +18,6 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None
         return input
     if p == 1:
         return input * 0.0
-    xp = backend.get_array_module(input.data)
+    xp = backend.get_array_module(input._data)
     mask = dropout_mask_reference(random.generator_for(xp, generator), input.shape, p, input.dtype)
     return input * Tensor(mask)

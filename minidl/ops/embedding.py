@@ -85,7 +85,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     num = weight.shape[0]
     padding_idx = normalize_padding_idx("embedding", padding_idx, num)
     check_indices("embedding", input, num)
-    indices = backend.to_device(input.data, weight.device)
+    indices = backend.to_device(input._data, weight.device)
     return Embedding.apply(weight, indices=indices, padding_idx=padding_idx,
                            scale_grad_by_freq=scale_grad_by_freq)
 
@@ -106,7 +106,7 @@ def check_indices(op: str, input, num_embeddings: int) -> None:
         raise TypeError(f"{op}: expected indices as a Tensor, got {type(input).__name__}")
     if input.dtype.kind not in "iu":
         raise TypeError(f"{op}: expected indices of an integer dtype, got {input.dtype}")
-    data = input.data
+    data = input._data
     if data.size:
         low, high = int(data.min()), int(data.max())
         if low < 0 or high >= num_embeddings:

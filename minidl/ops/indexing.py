@@ -67,7 +67,7 @@ class SetItem(Function):
 
 
 def _array(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value._data if isinstance(value, Tensor) else value
 
 
 def _is_basic(index) -> bool:
@@ -78,7 +78,7 @@ def _is_basic(index) -> bool:
 def _to_array_index(part, xp):
     """Tensors and lists in an index become arrays of the tensor's backend."""
     if isinstance(part, Tensor):
-        return part.data
+        return part._data
     if isinstance(part, list):
         return xp.asarray(part)
     return part
@@ -92,7 +92,7 @@ def _array_index(index, xp):
 
 
 def getitem(input: Tensor, index) -> Tensor:
-    index = _array_index(index, backend.get_array_module(input.data))
+    index = _array_index(index, backend.get_array_module(input._data))
     try:
         return GetItem.apply(input, index=index)
     except IndexError as error:
@@ -108,7 +108,7 @@ def setitem(input: Tensor, index, value) -> None:
     bumps ``input``'s version, so a backward that saved the old values raises.
     """
     input._check_inplace("setitem")
-    index = _array_index(index, backend.get_array_module(input.data))
+    index = _array_index(index, backend.get_array_module(input._data))
     if isinstance(value, Tensor) and value.dtype != input.dtype:
         value = value.to(input.dtype)
     old = Tensor(input._data, input._requires_grad)  # the value before, with input's history

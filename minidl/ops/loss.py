@@ -60,7 +60,7 @@ def _weight_array(op: str, weight, shape: tuple, like: Tensor, what: str = "weig
     """The raw array of an optional weight Tensor that must broadcast to ``shape``."""
     if weight is None:
         return None
-    data = weight.data if isinstance(weight, Tensor) else weight
+    data = weight._data if isinstance(weight, Tensor) else weight
     try:
         np.broadcast_shapes(data.shape, shape)
     except ValueError:
@@ -118,7 +118,7 @@ def kl_div(input: Tensor, target: Tensor, *, reduction: str = "mean",
     if log_target:
         pointwise = target.exp() * (target - input)
     else:
-        positive = target.data > 0  # y log y -> 0 as y -> 0
+        positive = target._data > 0  # y log y -> 0 as y -> 0
         safe_log = where(positive, target, 1.0).log()
         pointwise = where(positive, target * (safe_log - input), 0.0)
     if reduction == "batchmean":
@@ -164,7 +164,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, *,
                          reduction: str = "mean") -> Tensor:
     """ℓ = -w (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1], logs clamped at -100."""
     _check_pair("binary_cross_entropy", input, target, reduction)
-    data = input.data
+    data = input._data
     if data.size and not bool(((data >= 0) & (data <= 1)).all()):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                          f"(got values in [{float(data.min())}, {float(data.max())}])")
@@ -207,7 +207,7 @@ class SoftmaxCrossEntropy(FusedFunction):
     def composed(state, xp, rows, *, target, weight, ignore_index, label_smoothing, reduction):
         array = backend.get_array_module(target)
         classes = rows.shape[1]
-        peak = rows.data.max(axis=1, keepdims=True)  # a constant shift: log p does not depend on it
+        peak = rows._data.max(axis=1, keepdims=True)  # a constant shift: log p does not depend on it
         shifted = rows - peak
         log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))  # (M, C)
         valid = (target != ignore_index)[:, None]  # (M, 1)
@@ -277,7 +277,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, *, ignore_index: i
     if isinstance(target, Tensor) and target.dtype.kind == "f" and target.shape == input.shape:
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     _check_class_target(op, input, target, ignore_index)
-    flat = target.data.reshape(-1).astype("int64", copy=False)  # (M,)
+    flat = target._data.reshape(-1).astype("int64", copy=False)  # (M,)
     loss = SoftmaxCrossEntropy.apply(_class_rows(input), target=flat, weight=weight,
                                      ignore_index=ignore_index, label_smoothing=label_smoothing,
                                      reduction=reduction)
@@ -309,8 +309,8 @@ def nll_loss(input: Tensor, target: Tensor, weight=None, *, ignore_index: int = 
     _check_reduction(op, reduction)
     weight = _class_weight(op, input, weight)
     _check_class_target(op, input, target, ignore_index)
-    xp = backend.get_array_module(input.data)
-    flat = target.data.reshape(-1)  # (M,)
+    xp = backend.get_array_module(input._data)
+    flat = target._data.reshape(-1)  # (M,)
     valid = flat != ignore_index
     safe = xp.where(valid, flat, 0)
     row_weight = valid.astype(input.dtype) if weight is None else weight[safe] * valid  # (M,)
@@ -346,7 +346,7 @@ def _class_weight(op: str, input, weight):
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has no classes")
     if weight is None:
         return None
-    data = weight.data if isinstance(weight, Tensor) else weight
+    data = weight._data if isinstance(weight, Tensor) else weight
     if data.shape != (classes,):
         raise ValueError(f"{op}: expected weight of shape (C,) = ({classes},), got "
                          f"{tuple(data.shape)}")
@@ -366,7 +366,7 @@ def _check_class_target(op: str, input: Tensor, target, ignore_index: int) -> No
     if tuple(target.shape) != expected:
         raise ValueError(f"{op}: expected target of shape {expected} for input of shape "
                          f"{tuple(input.shape)}, got {tuple(target.shape)}")
-    data, classes = target.data, input.shape[0 if input.ndim == 1 else 1]
+    data, classes = target._data, input.shape[0 if input.ndim == 1 else 1]
     if data.size and (int(data.min()) < 0 or int(data.max()) >= classes):
         bad = data[(data != ignore_index) & ((data < 0) | (data >= classes))]
         if bad.size:

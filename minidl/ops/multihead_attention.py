@@ -140,13 +140,13 @@ def _merge_masks(attn_mask, key_padding_mask, heads_shape, S: int, dtype):
     if not masks:
         return None
     if all(m.dtype == bool for m in masks):
-        ignore = masks[0].data if len(masks) == 1 else masks[0].data | masks[1].data
+        ignore = masks[0]._data if len(masks) == 1 else masks[0]._data | masks[1]._data
         return ~ignore
     total = None
     for mask in masks:
         if mask.dtype == bool:
-            xp = backend.get_array_module(mask.data)
-            mask = Tensor(xp.where(mask.data, -math.inf, 0).astype(dtype))
+            xp = backend.get_array_module(mask._data)
+            mask = Tensor(xp.where(mask._data, -math.inf, 0).astype(dtype))
         total = mask if total is None else total + mask
     return total
 

@@ -190,7 +190,7 @@ def batch_norm(
 
 
 def _array(tensor: Tensor | None):
-    return None if tensor is None else tensor.data
+    return None if tensor is None else tensor._data
 
 
 def group_norm(
@@ -214,5 +214,5 @@ def group_norm(
     grouped = input.reshape(
         batch, num_groups, channels // num_groups * math.prod(input.shape[2:])
     )  # (N, G, C/G·*)
-    output = _normalized(tensor_namespace(backend.get_array_module(input.data)), grouped, (-1,), eps)
+    output = _normalized(tensor_namespace(backend.get_array_module(input._data)), grouped, (-1,), eps)
     return _affine(output.reshape(input.shape), weight, bias, (channels,) + (1,) * (input.ndim - 2))

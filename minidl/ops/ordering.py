@@ -29,7 +29,7 @@ def _gather(input: Tensor, dim: int, indices):
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     """The indices that sort ``input`` along ``dim`` (ties keep their order when ``stable``)."""
     dim = normalize_dim(dim, input.ndim, "argsort")
-    data = input.data if input.ndim else input.data.reshape(1)
+    data = input._data if input.ndim else input._data.reshape(1)
     xp = backend.get_array_module(data)
     if descending:  # sort -x: ties keep their order (negating unsigned ints needs a signed type)
         data = -(data.astype("int64") if data.dtype.kind in "ub" else data)
@@ -43,7 +43,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = 
     indices = argsort(input, dim, descending, stable)
     if input.ndim == 0:
         return SortResult(input * 1, indices)
-    return SortResult(_gather(input, dim, indices.data), indices)
+    return SortResult(_gather(input, dim, indices._data), indices)
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
@@ -52,7 +52,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     size = input.shape[dim] if input.ndim else 1
     if not 0 <= k <= size:
         raise RuntimeError(f"topk: k ({k}) is out of range for dimension {dim} of size {size}")
-    order = argsort(input, dim, descending=largest, stable=True).data
+    order = argsort(input, dim, descending=largest, stable=True)._data
     xp = backend.get_array_module(order)
     indices = xp.take(order, xp.arange(k), axis=dim) if input.ndim else order
     return TopKResult(_gather(input, dim, indices) if input.ndim else input * 1, Tensor(indices))

@@ -253,12 +253,12 @@ def log_softmax(input: Tensor, dim: int) -> Tensor:
 
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Index of the largest element (of the flattened tensor when ``dim`` is None); no gradient."""
-    return _arg_extreme(input, dim, keepdim, input.data.argmax)
+    return _arg_extreme(input, dim, keepdim, input._data.argmax)
 
 
 def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Index of the smallest element (of the flattened tensor when ``dim`` is None); no gradient."""
-    return _arg_extreme(input, dim, keepdim, input.data.argmin)
+    return _arg_extreme(input, dim, keepdim, input._data.argmin)
 
 
 def _arg_extreme(input: Tensor, dim, keepdim: bool, method) -> Tensor:

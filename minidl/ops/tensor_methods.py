@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, random
 from minidl.autograd.grad_mode import is_grad_enabled
 from minidl.creation import multinomial
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub
@@ -169,6 +169,13 @@ class TensorMethods:
     def neg_(self): return _in_place(self, "neg_", neg)
     def exp_(self): return _in_place(self, "exp_", exp)
 
+    # random fills, from minidl's generator (seeded by minidl.manual_seed)
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        return _fill_random(self, "normal_", lambda g: g.normal(mean, std, self.shape), generator)
+
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None):
+        return _fill_random(self, "uniform_", lambda g: g.uniform(from_, to, self.shape), generator)
+
     # new tensors with this one's dtype and device
     def new_zeros(self, *size, dtype=None): return self._new(size, 0, dtype)
     def new_ones(self, *size, dtype=None): return self._new(size, 1, dtype)
@@ -245,6 +252,15 @@ def _in_place(tensor: Tensor, op: str, compute) -> Tensor:
     if result._ctx is not None:
         tensor._ctx, tensor._output_index, tensor._requires_grad = (result._ctx,
                                                                     result._output_index, True)
+    return tensor
+
+
+def _fill_random(tensor: Tensor, op: str, draw, generator) -> Tensor:
+    """Overwrite ``tensor`` with ``draw(array generator)`` in its own dtype: a new version."""
+    tensor._check_inplace(op)
+    xp = backend.get_array_module(tensor._data)
+    tensor._data[...] = xp.asarray(draw(random.generator_for(xp, generator)), dtype=tensor.dtype)
+    tensor._mark_modified()
     return tensor
 
 

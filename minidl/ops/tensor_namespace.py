@@ -128,7 +128,7 @@ class TensorNamespace:
 
 
 def _data(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value._data if isinstance(value, Tensor) else value
 
 
 @functools.cache

@@ -51,7 +51,7 @@ class Adadelta(Optimizer):
             g = -g
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p
-        square_avg, acc_delta = state["square_avg"].data, state["acc_delta"].data
+        square_avg, acc_delta = state["square_avg"]._data, state["acc_delta"]._data
         square_avg *= rho
         square_avg += (1 - rho) * g * g
         delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g

@@ -43,7 +43,7 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             for param in group["params"]:
-                self._init_state(param.data, self.state[param], group)
+                self._init_state(param._data, self.state[param], group)
 
     def _check_group(self, group: dict) -> None:
         check_non_negative(self, group, "lr", "lr_decay", "weight_decay",
@@ -64,7 +64,7 @@ class Adagrad(Optimizer):
             g = -g
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p
-        total, work = state["sum"].data, self._workspace(p)
+        total, work = state["sum"]._data, self._workspace(p)
         xp.multiply(g, g, out=work)
         total += work
         denom = xp.sqrt(total, out=work)

@@ -74,8 +74,8 @@ class Adam(Optimizer):
         elif weight_decay != 0:
             g = g + weight_decay * p
         adam_update(
-            p, g, state["exp_avg"].data, state["exp_avg_sq"].data,
-            state["max_exp_avg_sq"].data if group["amsgrad"] else None,
+            p, g, state["exp_avg"]._data, state["exp_avg_sq"]._data,
+            state["max_exp_avg_sq"]._data if group["amsgrad"] else None,
             lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], step=step,
             work=self._workspace(p),
         )

@@ -76,7 +76,7 @@ class Optimizer:
             for param in group["params"]:
                 if param.grad is not None:
                     _check_grad(type(self).__name__, param)
-                    self._update(param.data, param.grad.data, self.state[param], group)
+                    self._update(param._data, param.grad._data, self.state[param], group)
                     param._mark_modified()  # a forward that saved the old value must not backward
         return loss
 
@@ -89,7 +89,7 @@ class Optimizer:
                 if set_to_none:
                     param.grad = None
                 else:
-                    param.grad.data[...] = 0
+                    param.grad._data[...] = 0
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters with its own options (the missing ones come from defaults)."""
@@ -180,7 +180,7 @@ def _load_value(optimizer: str, index: int, param: Tensor, key: str, value):
     update kernels index it by the parameter's elements.
     """
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if key == "step" or not hasattr(value, "shape"):
         return value.item() if hasattr(value, "item") else value
     array = value if backend.device_of(value) != backend.CPU else np.asarray(value)
@@ -190,7 +190,7 @@ def _load_value(optimizer: str, index: int, param: Tensor, key: str, value):
     if array.dtype.kind not in "fiub":
         raise ValueError(f"{optimizer}: loaded state '{key}' of parameter {index} has dtype "
                          f"{array.dtype}, expected a number array")
-    xp = backend.get_array_module(param.data)
+    xp = backend.get_array_module(param._data)
     dtype = param.dtype if array.dtype.kind == "f" else array.dtype
     return Tensor(xp.array(backend.to_device(array, param.device), dtype=dtype, copy=True))
 

@@ -68,13 +68,13 @@ class RMSprop(Optimizer):
             g = -g
         if weight_decay != 0:
             g = g + weight_decay * p
-        square_avg, work = state["square_avg"].data, self._workspace(p)
+        square_avg, work = state["square_avg"]._data, self._workspace(p)
         square_avg *= alpha
         xp.multiply(g, 1 - alpha, out=work)
         work *= g
         square_avg += work
         if group["centered"]:
-            grad_avg = state["grad_avg"].data
+            grad_avg = state["grad_avg"]._data
             xp.subtract(g, grad_avg, out=work)
             work *= 1 - alpha
             grad_avg += work  # lerp: a + (1 - alpha) * (g - a)
@@ -86,7 +86,7 @@ class RMSprop(Optimizer):
         denom += group["eps"]
         step = xp.divide(g, denom, out=work)
         if momentum > 0:
-            buffer = state["momentum_buffer"].data
+            buffer = state["momentum_buffer"]._data
             buffer *= momentum
             buffer += step
             step = xp.multiply(buffer, group["lr"], out=work)

@@ -58,10 +58,10 @@ class SGD(Optimizer):
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = Tensor(xp.array(g))  # a copy, also of a 0-d g
             else:
-                buffer = state["momentum_buffer"].data
+                buffer = state["momentum_buffer"]._data
                 buffer *= momentum
                 buffer += xp.multiply(g, 1 - group["dampening"], out=work)
-            buffer = state["momentum_buffer"].data
+            buffer = state["momentum_buffer"]._data
             if group["nesterov"]:
                 g = xp.add(g, xp.multiply(buffer, momentum, out=work), out=work)
             else:
