@@ -31,11 +31,13 @@ def changed_lines(name: str) -> list:
     return [line for line in source if IMPORT.match(line)]
 
 
-@pytest.mark.parametrize("name", ["gpt"])
+@pytest.mark.parametrize("name", ["gpt", "mnist", "word_language_model"])
 def test_program_runs_unchanged_but_its_imports(name):
     assert all(line.startswith(("import torch", "from torch")) for line in changed_lines(name))
     theirs, ours = run(name, "torch"), run(name, "minidl")
     np.testing.assert_allclose(ours["losses"], theirs["losses"], rtol=2e-4, atol=2e-5)
     assert ours["losses"][-1] < ours["losses"][0]
-    if "tokens" in theirs:
-        assert ours["tokens"] == theirs["tokens"]
+    for key in ("tokens", "tests", "lr"):
+        if key in theirs:
+            np.testing.assert_allclose(np.asarray(ours[key], dtype=float),
+                                       np.asarray(theirs[key], dtype=float), rtol=1e-4)
