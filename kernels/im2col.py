@@ -47,6 +47,14 @@ def col2im(col, size: tuple, stride: tuple, padding: tuple, dilation: tuple):
     )
 
 
+def _check_steps(stride, dilation) -> None:
+    """Raise unless every stride and dilation is >= 1: col2im's Numba and CUDA loops index by
+    o·s + k·d and stay inside the planes only then."""
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"col2im: expected strides and dilations >= 1, got stride "
+                         f"{tuple(stride)} and dilation {tuple(dilation)}")
+
+
 # ----- NumPy reference (also CuPy array code on GPU) ----------------------------------------------
 
 
@@ -122,6 +130,9 @@ def col2im_reference(col, size, stride, padding, dilation):
 
 def _as_3d(values: tuple, fill: int) -> tuple:
     """A per-dim tuple padded at the front to 3 dims (a 2-d window is a 3-d one of depth 1)."""
+    if len(values) > 3:
+        raise ValueError(f"im2col/col2im: the Numba and CUDA kernels take 1 to 3 spatial dims, "
+                         f"got {len(values)}: {tuple(values)}")
     return (fill,) * (3 - len(values)) + tuple(int(v) for v in values)
 
 
@@ -134,6 +145,7 @@ def im2col_numba(x, kernel_size, stride, padding, dilation, output_size):
 
 
 def col2im_numba(col, size, stride, padding, dilation):
+    _check_steps(stride, dilation)
     dims = len(size)
     C, kernel_size, N, output_size = (
         col.shape[0],
@@ -363,6 +375,7 @@ def im2col_cupy(x, kernel_size, stride, padding, dilation, output_size):
 def col2im_cupy(col, size, stride, padding, dilation):
     import cupy
 
+    _check_steps(stride, dilation)
     dims = len(size)
     C, kernel_size, N, output_size = (
         col.shape[0],

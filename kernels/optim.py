@@ -15,6 +15,9 @@ Measured at (784, 100) float32 (the MLP's weight): the array code 0.15 ms, the N
 The loop is serial and vectorises because it divides with ``error_model="numpy"`` (Python's
 zero-division check otherwise keeps it scalar: 0.30 ms); a parallel loop compiled with
 ``cache=True`` was slower (0.42-0.52 ms, numba/numba#8085).
+
+The compiled kernels index g, m, v and v_max by p's elements: an array of another shape (or, on
+the GPU, dtype) raises a ValueError (``_check_like_p``) instead of being read or written past.
 """
 
 from __future__ import annotations
@@ -70,6 +73,14 @@ def _constants(dtype, lr, beta1, beta2, eps, step) -> tuple:
     )
 
 
+def _check_like_p(p, **arrays) -> None:
+    """Raise a ValueError naming the first array (None is skipped) not of p's shape and dtype."""
+    for name, array in arrays.items():
+        if array is not None and (array.shape != p.shape or array.dtype != p.dtype):
+            raise ValueError(f"adam_update: expected {name} of p's shape {p.shape} and dtype "
+                             f"{p.dtype}, got {array.shape} and {array.dtype}")
+
+
 def adam_update_reference(p, g, m, v, v_max, constants, work):
     decay1, beta2, decay2, bias2_root, eps, step_size = constants
     xp = _cupy() if is_gpu(p) else np
@@ -91,14 +102,18 @@ def adam_update_reference(p, g, m, v, v_max, constants, work):
 
 
 def adam_update_numba(p, g, m, v, v_max, constants, work):
-    if not p.flags.c_contiguous:  # a strided parameter: reshape would copy, losing the update
+    # a strided p, m, v or v_max: reshape would copy, losing the update
+    amsgrad = v_max is not None
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
+            and (not amsgrad or v_max.flags.c_contiguous)):
         adam_update_reference(p, g, m, v, v_max, constants, work)
         return
-    amsgrad = v_max is not None
-    _adam_loop(
+    fits = _adam_loop(
         p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
         (v_max if amsgrad else v).reshape(-1), amsgrad, *constants,
     )
+    if not fits:
+        _check_like_p(p, g=g, m=m, v=v, v_max=v_max)
 
 
 @njit(cache=True, error_model="numpy")  # IEEE division, as NumPy: no zero check to block SIMD
@@ -106,6 +121,9 @@ def _adam_loop(p, g, m, v, v_max, amsgrad, decay1, beta2, decay2, bias2_root, ep
     # Each element is read once, into locals. With no zero check on the division, LLVM
     # vectorises the loop (behind a runtime check that the arrays do not overlap); the branch on
     # amsgrad is loop-invariant and hoisted. Without amsgrad, v_max is v and is never read.
+    # Returns False, having changed nothing, when an array's size is not p's.
+    if not (g.size == m.size == v.size == v_max.size == p.size):
+        return False
     for i in range(p.size):
         grad, param = g[i], p[i]
         first = m[i] + (grad - m[i]) * decay1
@@ -116,6 +134,7 @@ def _adam_loop(p, g, m, v, v_max, amsgrad, decay1, beta2, decay2, bias2_root, ep
             second = np.maximum(v_max[i], second)  # NaN propagates, as in the reference
             v_max[i] = second
         p[i] = param - (first / (np.sqrt(second) / bias2_root + eps)) * step_size
+    return True
 
 
 def _cupy():
@@ -126,6 +145,10 @@ def _cupy():
 
 def adam_update_cupy(p, g, m, v, v_max, constants, work):
     cupy = _cupy()
+    _check_like_p(p, g=g, m=m, v=v, v_max=v_max)
+    if not all(a is None or a.flags.c_contiguous for a in (p, g, m, v, v_max)):
+        adam_update_reference(p, g, m, v, v_max, constants, work)  # the kernel indexes them flat
+        return
     name = np.dtype(p.dtype).name
     if name not in _compiled:
         prelude = f"typedef {CUDA_TYPES[name]} T;\n"

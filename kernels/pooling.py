@@ -9,6 +9,11 @@ Max pooling returns the max and its flat index ``(d·H + h)·W + w`` in the unpa
 ``return_indices``); ties go to the first element in scan order and NaN propagates, as in PyTorch.
 Average pooling divides by PyTorch's divisor: with ``count_include_pad`` the window clipped to the
 padded extent ``[-padding, size + padding)``, otherwise the window clipped to the input.
+
+The backward of max pooling takes the argmax from the caller (it is also the op's returned
+``indices``, so it may have been changed since): every version raises an IndexError for an index
+outside its plane instead of writing there. The Numba loop counts such indices where it reads them;
+only when it found one does array code look for the first to name in the error.
 """
 
 from __future__ import annotations
@@ -30,6 +35,29 @@ def max_pool_backward(gy, index, in_size):
     return pick(gy, max_pool_backward_reference, max_pool_backward_numba, max_pool_backward_cupy)(
         gy, index, in_size
     )
+
+
+def check_argmax(gy, index, in_size) -> None:
+    """Raise unless ``index`` is an integer array shaped like ``gy`` (B, OD, OH, OW) and
+    ``in_size`` a (D, H, W)."""
+    if gy.ndim != 4 or len(in_size) != 3:
+        raise ValueError(f"max_pool backward: expected gy (B, OD, OH, OW) and in_size (D, H, W), "
+                         f"got shapes {gy.shape} and {tuple(in_size)}")
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"max_pool backward: expected an integer index, got {index.dtype}")
+    if index.shape != gy.shape:
+        raise ValueError(f"max_pool backward: expected index of gy's shape {gy.shape}, got "
+                         f"{index.shape}")
+
+
+def check_argmax_range(xp, index, in_size) -> None:
+    """Raise an IndexError naming the first ``index`` outside the (D, H, W) plane."""
+    plane = int(np.prod(in_size))
+    bad = (index < 0) | (index >= plane)
+    if bad.any():
+        value = int(index.reshape(-1)[int(xp.flatnonzero(bad)[0])])
+        raise IndexError(f"max_pool backward: invalid max index {value} for input planes of size "
+                         f"{'x'.join(map(str, in_size))} ({plane} elements)")
 
 
 # Average pooling's CPU path is the reference: its strided slice sums measured 2x faster than the
@@ -109,6 +137,8 @@ def max_pool_forward_reference(x, kernel, stride, padding, dilation, out_size):
 
 def max_pool_backward_reference(gy, index, in_size):
     xp = _array_module(gy)
+    check_argmax(gy, index, in_size)
+    check_argmax_range(xp, index, in_size)
     B = gy.shape[0]
     gx = xp.zeros((B, int(np.prod(in_size))), dtype=gy.dtype)  # (B, D*H*W)
     plane = int(np.prod(gy.shape[1:]))
@@ -168,6 +198,8 @@ def avg_pool_backward_reference(gy, kernel, stride, padding, in_size, count_incl
 
 # ----- Numba: one loop nest per kernel, parallel over planes (planes never share memory) -----
 def max_pool_forward_numba(x, kernel, stride, padding, dilation, out_size):
+    if min(stride) < 1:  # the loop's window arithmetic keeps inside the planes only for stride >= 1
+        raise ValueError(f"max_pool forward: expected a stride >= 1, got {tuple(stride)}")
     x = np.ascontiguousarray(x)
     y = np.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
     index = np.empty(y.shape, dtype=np.int64)
@@ -259,22 +291,35 @@ def _outputs_inside(n, outputs, s, p, shift):
 
 
 def max_pool_backward_numba(gy, index, in_size):
+    check_argmax(gy, index, in_size)
     B = gy.shape[0]
     gx = np.zeros((B, int(np.prod(in_size))), dtype=gy.dtype)  # (B, D*H*W)
     plane = int(np.prod(gy.shape[1:]))
-    _max_pool_backward_loop(
+    bad_indices = _max_pool_backward_loop(
         np.ascontiguousarray(gy).reshape(B, plane),
         np.ascontiguousarray(index).reshape(B, plane),
         gx,
     )
+    if bad_indices:
+        check_argmax_range(np, index, in_size)
     return gx.reshape((B,) + tuple(in_size))
 
 
 @njit(cache=True, parallel=True)
 def _max_pool_backward_loop(gy, index, gx):
+    # Returns the number of indices outside the plane, which are skipped (the caller raises). As
+    # an unsigned number a negative index is huge, so one compare checks both ends, and indexing
+    # by it skips Numba's test for a negative index: the loop costs what it did unchecked.
+    plane = np.uint64(gx.shape[1])
+    bad_indices = 0
     for b in prange(gy.shape[0]):
         for o in range(gy.shape[1]):
-            gx[b, index[b, o]] += gy[b, o]
+            at = np.uint64(index[b, o])
+            if at < plane:
+                gx[b, at] += gy[b, o]
+            else:
+                bad_indices += 1
+    return bad_indices
 
 
 @njit(cache=True)
@@ -497,7 +542,9 @@ def max_pool_forward_cupy(x, kernel, stride, padding, dilation, out_size):
 def max_pool_backward_cupy(gy, index, in_size):
     import cupy
 
-    gy, index = cupy.ascontiguousarray(gy), cupy.ascontiguousarray(index)
+    check_argmax(gy, index, in_size)
+    check_argmax_range(cupy, index, in_size)
+    gy, index = cupy.ascontiguousarray(gy), cupy.ascontiguousarray(index, dtype=cupy.int64)
     gx = cupy.zeros((gy.shape[0],) + tuple(in_size), dtype=gy.dtype)
     plane_out, plane_in = int(np.prod(gy.shape[1:])), int(np.prod(in_size))
     _launch(

@@ -10,7 +10,9 @@ dozen elementwise ops that follow them into one pass. Layouts, all C-contiguous,
 
 Every function writes into the ``*_out`` arrays it is given (the caller preallocates the whole
 sequence and passes one step's slice) and returns nothing. σ(x) is computed as ½ tanh(x/2) + ½,
-which never overflows.
+which never overflows. The Numba and CUDA kernels index every array by (B, H), so they raise a
+ValueError for an array of another shape rather than read or write past it (the Numba loops
+compare the shapes before they start, ``_check_shapes`` then names the culprit).
 """
 from __future__ import annotations
 
@@ -113,20 +115,47 @@ def gru_cell_backward_reference(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out) ->
 # vectorisable tanh below. Serial on purpose: at B = 32/64, H = 128 a step's gate math takes
 # 10-30 µs, less than what prange's thread hand-off cost here (measured slower, 2 cores).
 
+# Each loop returns False, having touched nothing, when an array's shape does not fit (B, H).
 def lstm_cell_forward_numba(xw, hw, c, h_out, c_out, gates_out) -> None:
-    _lstm_forward_loop(xw, hw, c, h_out, c_out, gates_out)
+    if not _lstm_forward_loop(xw, hw, c, h_out, c_out, gates_out):
+        _check_shapes("lstm_cell_forward", 4, xw=xw, hw=hw, c=c, h_out=h_out, c_out=c_out,
+                      gates_out=gates_out)
 
 
 def lstm_cell_backward_numba(gates, c, c_new, gh, gc, g_pre_out, gc_out) -> None:
-    _lstm_backward_loop(gates, c, c_new, gh, gc, g_pre_out, gc_out)
+    if not _lstm_backward_loop(gates, c, c_new, gh, gc, g_pre_out, gc_out):
+        _check_shapes("lstm_cell_backward", 4, gates=gates, c=c, c_new=c_new, gh=gh, gc=gc,
+                      g_pre_out=g_pre_out, gc_out=gc_out)
 
 
 def gru_cell_forward_numba(xw, hw, h, h_out, gates_out) -> None:
-    _gru_forward_loop(xw, hw, h, h_out, gates_out)
+    if not _gru_forward_loop(xw, hw, h, h_out, gates_out):
+        _check_shapes("gru_cell_forward", 3, xw=xw, hw=hw, h=h, h_out=h_out, gates_out=gates_out)
 
 
 def gru_cell_backward_numba(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out) -> None:
-    _gru_backward_loop(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out)
+    if not _gru_backward_loop(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out):
+        _check_shapes("gru_cell_backward", 3, gates=gates, hw=hw, h=h, gh=gh, g_xw_out=g_xw_out,
+                      g_hw_out=g_hw_out, gh_out=gh_out)
+
+
+# the arrays with the gates stacked, (B, G·H); every other array of a cell is (B, H)
+_STACKED = {"xw", "hw", "gates", "gates_out", "g_pre_out", "g_xw_out", "g_hw_out"}
+
+
+def _check_shapes(op: str, gate_count: int, **arrays) -> tuple:
+    """(B, H), the shape of the first state array; raise a ValueError naming the first array that
+    is not (B, G·H) (the ``_STACKED`` ones) or (B, H) (the others)."""
+    state = next(name for name in arrays if name not in _STACKED)
+    if arrays[state].ndim != 2:
+        raise ValueError(f"{op}: expected {state} of shape (B, H), got {arrays[state].shape}")
+    B, H = arrays[state].shape
+    for name, array in arrays.items():
+        shape = (B, gate_count * H) if name in _STACKED else (B, H)
+        if array.shape != shape:
+            raise ValueError(f"{op}: expected {name} of shape {shape} for {state} of shape "
+                             f"{(B, H)}, got {array.shape}")
+    return B, H
 
 
 def _tanh_scalar(x):
@@ -174,6 +203,9 @@ def _lstm_forward_loop(xw, hw, c, h_out, c_out, gates_out):
     # Every gate block a view indexed from 0: LLVM left a loop over range(2 * H, 3 * H) scalar
     # (measured 4x slower than range(H) over the view); one pass keeps each gate in a register.
     B, H = c.shape
+    if not (xw.shape == hw.shape == gates_out.shape == (B, 4 * H)
+            and h_out.shape == c_out.shape == (B, H)):
+        return False
     for b in range(B):
         x, w, a = xw[b], hw[b], gates_out[b]  # (4H,) each
         xi, xf, xg, xo = x[:H], x[H:2 * H], x[2 * H:3 * H], x[3 * H:]  # (H,) each
@@ -188,11 +220,15 @@ def _lstm_forward_loop(xw, hw, c, h_out, c_out, gates_out):
             c_j = f_j * c_prev[j] + i_j * g_j
             i[j], f[j], g[j], o[j], c_new[j] = i_j, f_j, g_j, o_j, c_j
             h_new[j] = o_j * _tanh_scalar(c_j)
+    return True
 
 
 @njit(cache=True, error_model="numpy")
 def _lstm_backward_loop(gates, c, c_new, gh, gc, g_pre_out, gc_out):
     B, H = c.shape
+    if not (gates.shape == g_pre_out.shape == (B, 4 * H)
+            and c_new.shape == gh.shape == gc.shape == gc_out.shape == (B, H)):
+        return False
     for b in range(B):
         a, g_pre = gates[b], g_pre_out[b]  # (4H,) each
         i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
@@ -206,11 +242,14 @@ def _lstm_backward_loop(gates, c, c_new, gh, gc, g_pre_out, gc_out):
             gg[j] = gc_total * i[j] * (_ONE - g[j] * g[j])
             go[j] = gh_b[j] * tanh_c * o[j] * (_ONE - o[j])
             gc_prev[j] = gc_total * f[j]
+    return True
 
 
 @njit(cache=True, error_model="numpy")
 def _gru_forward_loop(xw, hw, h, h_out, gates_out):
     B, H = h.shape
+    if not (xw.shape == hw.shape == gates_out.shape == (B, 3 * H) and h_out.shape == (B, H)):
+        return False
     for b in range(B):
         x, w, a = xw[b], hw[b], gates_out[b]  # (3H,) each
         for k in range(2 * H):
@@ -220,11 +259,15 @@ def _gru_forward_loop(xw, hw, h, h_out, gates_out):
         for j in range(H):
             n[j] = _tanh_scalar(x_n[j] + r[j] * w_n[j])
             h_new[j] = (_ONE - z[j]) * n[j] + z[j] * h_prev[j]
+    return True
 
 
 @njit(cache=True, error_model="numpy")
 def _gru_backward_loop(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out):
     B, H = h.shape
+    if not (gates.shape == hw.shape == g_xw_out.shape == g_hw_out.shape == (B, 3 * H)
+            and gh.shape == gh_out.shape == (B, H)):
+        return False
     for b in range(B):
         a, g_x, g_w = gates[b], g_xw_out[b], g_hw_out[b]  # (3H,) each
         r, z, n = a[:H], a[H:2 * H], a[2 * H:]
@@ -236,6 +279,7 @@ def _gru_backward_loop(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out):
             g_x[j], g_x[H + j], g_x[2 * H + j] = gr, gz, gn
             g_w[j], g_w[H + j], g_w[2 * H + j] = gr, gz, gn * r[j]
             gh_prev[j] = gh_b[j] * z[j]
+    return True
 
 
 # ----- CuPy (GPU) -------------------------------------------------------------------------------
@@ -370,13 +414,18 @@ CUDA_SOURCES = {
 _compiled: dict = {}
 
 
-def _launch(op: str, arrays: tuple, B: int, H: int) -> None:
+def _launch(op: str, gate_count: int, **arrays) -> None:
     """Run ``minidl_<op>_<dtype>`` (compiled on first use, cached) with one thread per (b, j)."""
     import cupy
 
+    B, H = _check_shapes(op, gate_count, **arrays)
+    arrays = tuple(arrays.values())
     dtype = np.dtype(arrays[0].dtype).name
     if dtype not in ("float32", "float64"):
         raise TypeError(f"{op}: the CUDA kernel supports float32 and float64, got {dtype}")
+    if any(a.dtype != arrays[0].dtype for a in arrays):
+        raise TypeError(f"{op}: the CUDA kernel needs arrays of one dtype, got "
+                        f"{[str(a.dtype) for a in arrays]}")
     if any(not a.flags.c_contiguous for a in arrays):
         raise ValueError(f"{op}: the CUDA kernel needs C-contiguous arrays")
     name = f"minidl_{op}_{dtype}"
@@ -389,16 +438,19 @@ def _launch(op: str, arrays: tuple, B: int, H: int) -> None:
 
 
 def lstm_cell_forward_cupy(xw, hw, c, h_out, c_out, gates_out) -> None:
-    _launch("lstm_cell_forward", (xw, hw, c, h_out, c_out, gates_out), *c.shape)
+    _launch("lstm_cell_forward", 4, xw=xw, hw=hw, c=c, h_out=h_out, c_out=c_out,
+            gates_out=gates_out)
 
 
 def lstm_cell_backward_cupy(gates, c, c_new, gh, gc, g_pre_out, gc_out) -> None:
-    _launch("lstm_cell_backward", (gates, c, c_new, gh, gc, g_pre_out, gc_out), *c.shape)
+    _launch("lstm_cell_backward", 4, gates=gates, c=c, c_new=c_new, gh=gh, gc=gc,
+            g_pre_out=g_pre_out, gc_out=gc_out)
 
 
 def gru_cell_forward_cupy(xw, hw, h, h_out, gates_out) -> None:
-    _launch("gru_cell_forward", (xw, hw, h, h_out, gates_out), *h.shape)
+    _launch("gru_cell_forward", 3, xw=xw, hw=hw, h=h, h_out=h_out, gates_out=gates_out)
 
 
 def gru_cell_backward_cupy(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out) -> None:
-    _launch("gru_cell_backward", (gates, hw, h, gh, g_xw_out, g_hw_out, gh_out), *h.shape)
+    _launch("gru_cell_backward", 3, gates=gates, hw=hw, h=h, gh=gh, g_xw_out=g_xw_out,
+            g_hw_out=g_hw_out, gh_out=gh_out)
