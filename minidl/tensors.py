@@ -11,6 +11,12 @@ import numpy as np
 from minidl import backend
 
 
+# How many in-place writes the process has made: a node remembers the clock at its forward, so
+# its backward knows in O(1) that nothing it saved can have changed when the clock has not moved.
+WRITE_CLOCK = [0]
+_LEGACY_DATA = frozenset((list, tuple, int))  # what Tensor(data) converts (a set: one hash lookup)
+
+
 class Tensor:
     """A multi-dimensional array that records the ops applied to it when it requires grad.
 
@@ -20,11 +26,11 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_requires_grad", "grad", "_ctx", "_output_index", "_hooks",
-                 "_retains_grad", "_version", "__weakref__")
+                 "_retains_grad", "_writes", "_written_at", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad: bool = False):
-        if type(data) in (list, tuple, int):  # PyTorch's legacy constructor: Tensor([1., 2.])
+        if type(data) in _LEGACY_DATA:  # PyTorch's legacy constructor: Tensor([1., 2.])
             data = _legacy_data(data)
         self._data = data
         self._requires_grad = requires_grad
@@ -33,7 +39,6 @@ class Tensor:
         self._output_index = 0
         self._hooks = None
         self._retains_grad = False
-        self._version = 0  # in-place writes so far (PyTorch's tensor._version)
 
     # ----- attributes -------------------------------------------------------------------------
     @property
@@ -225,10 +230,16 @@ class Tensor:
             raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place "
                                "operation; wrap it in minidl.no_grad()")
 
+    @property
+    def _version(self) -> int:
+        """In-place writes so far (PyTorch's ``tensor._version``); unset slots until the first."""
+        return getattr(self, "_writes", 0)
+
     def _mark_modified(self) -> None:
         """An in-place write happened: a new version, and (for an op's output) a note on its node,
         so a backward that saved the old value raises instead of using the new one."""
-        self._version += 1
+        WRITE_CLOCK[0] += 1
+        self._writes, self._written_at = self._version + 1, WRITE_CLOCK[0]
         node = self._ctx
         if node is not None:
             if node._modified_outputs is None:

@@ -170,3 +170,26 @@ def check_module_hvp_parity(ours: nn.Module, theirs: torch.nn.Module, inputs, ca
     shapes = [x.shape for x in inputs if x.dtype.kind == "f"] + [
         tuple(dict(theirs.named_parameters())[n].shape) for n in param_names]
     _compare_hvps(*results, names, shapes, "module", dtype, scale)
+
+
+def assert_same_structure(ours, theirs, requires_grad: bool = False) -> None:
+    """``ours`` (minidl) equals ``theirs`` (torch): Tensors of the same dtype, shape and values,
+    bitwise (and requires_grad, if asked), in containers of the same types, keys and lengths, and
+    equal plain values."""
+    if isinstance(theirs, torch.Tensor):
+        assert isinstance(ours, minidl.Tensor), type(ours)
+        assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (ours, theirs)
+        assert ours.shape == tuple(theirs.shape)
+        assert not requires_grad or ours.requires_grad == theirs.requires_grad
+        np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+    elif isinstance(theirs, (dict, list, tuple)):
+        assert type(ours) is type(theirs), (type(ours), type(theirs))
+        assert len(ours) == len(theirs)
+        if isinstance(theirs, dict):
+            assert list(ours) == list(theirs)
+            ours, theirs = list(ours.values()), list(theirs.values())
+        for mine, other in zip(ours, theirs, strict=True):
+            assert_same_structure(mine, other, requires_grad)
+    else:
+        assert type(ours) is type(theirs) and ours == theirs, (ours, theirs)
+

@@ -11,6 +11,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_structure
 
 import minidl
 from minidl import nn
@@ -26,22 +27,7 @@ def torch_checkpoint(obj) -> bytes:
 def assert_matches(ours, theirs):
     """``ours`` (what minidl.load read) equals ``theirs`` (what torch.save wrote): structure,
     container types, dtypes, requires_grad and values, bitwise."""
-    if isinstance(theirs, torch.Tensor):
-        assert isinstance(ours, minidl.Tensor), type(ours)
-        expected = theirs.detach().numpy()
-        assert ours.dtype == expected.dtype and ours.shape == expected.shape
-        assert ours.requires_grad == theirs.requires_grad
-        np.testing.assert_array_equal(ours.numpy(), expected)
-    elif isinstance(theirs, (dict, list, tuple)):
-        assert type(ours) is type(theirs), (type(ours), type(theirs))
-        assert len(ours) == len(theirs)
-        if isinstance(theirs, dict):
-            assert list(ours) == list(theirs)
-            ours, theirs = list(ours.values()), list(theirs.values())
-        for mine, other in zip(ours, theirs):
-            assert_matches(mine, other)
-    else:
-        assert type(ours) is type(theirs) and ours == theirs, (ours, theirs)
+    assert_same_structure(ours, theirs, requires_grad=True)
 
 
 class TorchNet(torch.nn.Module):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.utils.data as tdata
+from helpers import assert_same_structure
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,21 +78,7 @@ class TorchRange(_Range, tdata.IterableDataset):
 
 def assert_same(ours, theirs):
     """The same batch: Tensors of equal dtype, shape and values, in containers of the same type."""
-    if isinstance(theirs, torch.Tensor):
-        assert isinstance(ours, minidl.Tensor), type(ours)
-        assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (ours, theirs)
-        assert ours.shape == tuple(theirs.shape)
-        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    elif isinstance(theirs, (dict, list, tuple)):
-        assert type(ours) is type(theirs), (type(ours), type(theirs))
-        assert len(ours) == len(theirs)
-        if isinstance(theirs, dict):
-            assert list(ours) == list(theirs)
-            ours, theirs = list(ours.values()), list(theirs.values())
-        for a, b in zip(ours, theirs, strict=True):
-            assert_same(a, b)
-    else:
-        assert type(ours) is type(theirs) and ours == theirs, (ours, theirs)
+    assert_same_structure(ours, theirs)
 
 
 def assert_loaders_equal(ours, theirs):

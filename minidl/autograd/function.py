@@ -5,7 +5,7 @@ import traceback
 
 from minidl import backend
 from minidl.autograd.grad_mode import _AnomalyMode, _GradMode
-from minidl.tensors import Tensor
+from minidl.tensors import WRITE_CLOCK, Tensor
 
 
 class FunctionCtx:
@@ -17,7 +17,7 @@ class FunctionCtx:
     """
 
     __slots__ = ("xp", "needs_input_grad", "_fn", "_inputs", "_output_meta", "_watched", "_saved",
-                 "_raw_outputs", "_released", "_trace", "_options", "_versions", "_modified_outputs",
+                 "_raw_outputs", "_released", "_trace", "_options", "_clock", "_modified_outputs",
                  "__dict__")
 
     def __init__(self, fn: type, xp, needs_input_grad: tuple):
@@ -29,7 +29,6 @@ class FunctionCtx:
         self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._saved: tuple = ()
         self._raw_outputs: tuple = ()  # what forward returned, when it saved something (by identity)
-        self._versions: list | None = None  # each input's version at the forward, if it saved any
         self._modified_outputs: dict | None = None  # output index -> version, outputs written since
         self._released = False
         self._trace: list[str] | None = None
@@ -162,8 +161,7 @@ class Function:
             ctx._options = kwargs
             ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
             if ctx._saved:
-                ctx._raw_outputs = raw
-                ctx._versions = [0 if t is None else t._version for t in tensors]
+                ctx._raw_outputs, ctx._clock = raw, WRITE_CLOCK[0]
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
         return results if several else results[0]
@@ -198,28 +196,23 @@ def check_finite(ctx: FunctionCtx, arrays, what: str) -> None:
 def check_saved_versions(node: FunctionCtx) -> None:
     """Raise if a value the forward saved (an input or output, by identity) was written in place
     since: its gradient would be computed from the new values, silently wrong."""
-    if not node._modified_outputs:
-        for tensor, version in zip(node._inputs, node._versions):  # the common case: nothing moved
-            if tensor is not None and tensor._version != version:
-                break
-        else:
-            return
+    if WRITE_CLOCK[0] == node._clock:
+        return  # no in-place write anywhere since the forward: the common case, in O(1)
     saved = {id(array) for array in node._saved}
     for index, tensor in enumerate(node._inputs):
-        if (tensor is not None and tensor._version != node._versions[index]
+        if (tensor is not None and getattr(tensor, "_written_at", 0) > node._clock
                 and id(tensor._data) in saved):
             raise RuntimeError(_modified_message(node, tensor._data, f"input {index}",
-                                                 tensor._version, node._versions[index]))
+                                                 tensor._version))
     for index, version in (node._modified_outputs or {}).items():
         if id(node._raw_outputs[index]) in saved:
             raise RuntimeError(_modified_message(node, node._raw_outputs[index], f"output {index}",
-                                                 version, 0))
+                                                 version))
 
 
-def _modified_message(node: FunctionCtx, array, which: str, version: int, expected: int) -> str:
+def _modified_message(node: FunctionCtx, array, which: str, version: int) -> str:
     return (f"one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: [{array.dtype} {tuple(array.shape)}], which is {which} of "
-            f"{node.name}, is at version {version}; expected version {expected} instead. Hint: "
-            "the in-place write (fill_, zero_, copy_, an optimizer step...) happened between the "
-            "forward and this backward; do it after the backward, or on a clone")
-
+            f"{node.name}, is at version {version}, written after the forward that saved it. "
+            "Hint: the in-place write (fill_, zero_, copy_, an optimizer step...) happened between "
+            "the forward and this backward; do it after the backward, or on a clone")
