@@ -14,8 +14,9 @@ from minidl.creation import (arange, bool_, empty, eye, float16, float32, float6
                              ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                              set_default_dtype, tensor, uint8, zeros, zeros_like)
 from minidl.gradient_check import GradcheckError, gradcheck, gradgradcheck
-from minidl.ops import (argsort, ceil, cos, erf, expm1, floor, log1p, narrow, norm, reciprocal, roll,
-                        round, rsqrt, sign, sin, sort, topk, tril, triu, trunc)
+from minidl.ops import (acos, argsort, asin, atan, ceil, cos, cosh, erf, expm1, floor, log1p, log2,
+                        log10, narrow, norm, reciprocal, roll, round, rsqrt, sign, sin, sinh, sort,
+                        square, tan, topk, tril, triu, trunc)
 from minidl.ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, chunk, clamp, clone,
                         div, eq, exp, flatten, ge, gelu, getitem, gt, le, leaky_relu, log,
                         log_softmax, logical_and, logical_not, logical_or, logsumexp, lt, masked_fill,

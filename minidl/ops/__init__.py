@@ -6,8 +6,9 @@ Loading this package also installs Tensor's operators and op methods (``tensor_m
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub, where
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
 from minidl.ops.conversion import clone, to_device, to_dtype
-from minidl.ops.elementwise import (ceil, cos, erf, expm1, floor, log1p, reciprocal, round, rsqrt,
-                                    sign, sin, tril, triu, trunc)
+from minidl.ops.elementwise import (acos, asin, atan, ceil, cos, cosh, erf, expm1, floor, log1p,
+                                    log2, log10, reciprocal, round, rsqrt, sign, sin, sinh, square,
+                                    tan, tril, triu, trunc)
 from minidl.ops.indexing import getitem
 from minidl.ops.linalg import matmul, norm, vector_norm
 from minidl.ops.ordering import argsort, narrow, roll, sort, topk
@@ -29,7 +30,8 @@ DIFFERENTIABLE = [
     "unsqueeze", "expand", "broadcast_to", "getitem", "cat", "stack", "split", "chunk", "pad",
     "clone", "to_dtype", "to_device", "sin", "cos", "rsqrt", "erf", "log1p", "expm1",
     "reciprocal", "sign", "floor", "ceil", "round", "trunc", "tril", "triu", "roll", "narrow",
-    "sort", "topk", "vector_norm", "norm",
+    "sort", "topk", "vector_norm", "norm", "tan", "asin", "acos", "atan", "sinh", "cosh", "log2",
+    "log10", "square",
 ]
 NON_DIFFERENTIABLE = [
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or", "argmax", "argmin",

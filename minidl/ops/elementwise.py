@@ -1,5 +1,6 @@
-"""More elementwise math PyTorch exports (sin, cos, rsqrt, erf, log1p, expm1, reciprocal, and the
-piecewise-constant sign/floor/ceil/round/trunc), and the triangular masks tril/triu.
+"""More elementwise math PyTorch exports (sin, cos, tan and their inverses, sinh, cosh, rsqrt, erf,
+log1p, log2, log10, expm1, reciprocal, square, and the piecewise-constant
+sign/floor/ceil/round/trunc), and the triangular masks tril/triu.
 
 Each backward is written with ``ctx.xp``, so it is differentiable again. The piecewise-constant
 functions have zero gradients, as in PyTorch.
@@ -114,6 +115,35 @@ class Reciprocal(Function):
         return -gy * y * y
 
 
+class Smooth(Function):
+    """y = f(x) for a smooth NumPy function f named ``name`` (tan, arcsin, arccos, arctan, sinh,
+    cosh, log2, log10);  gx = gy f'(x), with f' in ``DERIVATIVES`` written against ``xp``, so
+    differentiable again."""
+
+    @staticmethod
+    def forward(ctx, x, *, name: str):
+        ctx.save_for_backward(x)
+        ctx.function = name
+        return getattr(ctx.xp, name)(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return gy * DERIVATIVES[ctx.function](ctx.xp, x)
+
+
+DERIVATIVES = {
+    "tan": lambda xp, x: 1 / (xp.cos(x) * xp.cos(x)),
+    "arcsin": lambda xp, x: 1 / xp.sqrt(1 - x * x),
+    "arccos": lambda xp, x: -1 / xp.sqrt(1 - x * x),
+    "arctan": lambda xp, x: 1 / (1 + x * x),
+    "sinh": lambda xp, x: xp.cosh(x),
+    "cosh": lambda xp, x: xp.sinh(x),
+    "log2": lambda xp, x: 1 / (x * math.log(2)),
+    "log10": lambda xp, x: 1 / (x * math.log(10)),
+}
+
+
 class PiecewiseConstant(Function):
     """y = f(x) for a step function f (sign, floor, ceil, round, trunc);  gx = 0 (PyTorch)."""
 
@@ -166,6 +196,43 @@ def expm1(input: Tensor) -> Tensor:
 
 def reciprocal(input: Tensor) -> Tensor:
     return Reciprocal.apply(input)
+
+
+def tan(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="tan")
+
+
+def asin(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="arcsin")
+
+
+def acos(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="arccos")
+
+
+def atan(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="arctan")
+
+
+def sinh(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="sinh")
+
+
+def cosh(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="cosh")
+
+
+def log2(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="log2")
+
+
+def log10(input: Tensor) -> Tensor:
+    return Smooth.apply(input, name="log10")
+
+
+def square(input: Tensor) -> Tensor:
+    """x · x (composed: its gradient is 2x · gy)."""
+    return input * input
 
 
 def sign(input: Tensor) -> Tensor:

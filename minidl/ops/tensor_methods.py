@@ -15,8 +15,9 @@ from minidl.creation import multinomial
 from minidl.ops.arithmetic import add, div, masked_fill, maximum, minimum, mul, pow, sub
 from minidl.ops.comparison import eq, ge, gt, le, logical_and, logical_not, logical_or, lt, ne
 from minidl.ops.conversion import clone, to_device, to_dtype
-from minidl.ops.elementwise import (ceil, cos, erf, expm1, floor, log1p, reciprocal, round, rsqrt,
-                                    sign, sin, tril, triu, trunc)
+from minidl.ops.elementwise import (acos, asin, atan, ceil, cos, cosh, erf, expm1, floor, log1p,
+                                    log2, log10, reciprocal, round, rsqrt, sign, sin, sinh, square,
+                                    tan, tril, triu, trunc)
 from minidl.ops.indexing import getitem, setitem
 from minidl.ops.linalg import matmul, norm
 from minidl.ops.ordering import argsort, narrow, roll, sort, topk
@@ -133,6 +134,15 @@ class TensorMethods:
 
     def sin(self): return sin(self)
     def cos(self): return cos(self)
+    def tan(self): return tan(self)
+    def asin(self): return asin(self)
+    def acos(self): return acos(self)
+    def atan(self): return atan(self)
+    def sinh(self): return sinh(self)
+    def cosh(self): return cosh(self)
+    def log2(self): return log2(self)
+    def log10(self): return log10(self)
+    def square(self): return square(self)
     def rsqrt(self): return rsqrt(self)
     def erf(self): return erf(self)
     def log1p(self): return log1p(self)

@@ -63,6 +63,12 @@ class TensorNamespace:
     def cos(self, x):
         return elementwise.cos(self._tensor(x))
 
+    def sinh(self, x):
+        return elementwise.sinh(self._tensor(x))
+
+    def cosh(self, x):
+        return elementwise.cosh(self._tensor(x))
+
     def abs(self, x):
         return pointwise.abs(self._tensor(x))
 
