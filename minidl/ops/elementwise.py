@@ -14,34 +14,6 @@ from minidl.kernels.activations import erf as erf_kernel
 from minidl.tensors import Tensor
 
 
-class Sin(Function):
-    """y = sin x;  gx = gy cos x."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.xp.sin(x)
-
-    @staticmethod
-    def backward(ctx, gy):
-        (x,) = ctx.saved_tensors
-        return gy * ctx.xp.cos(x)
-
-
-class Cos(Function):
-    """y = cos x;  gx = -gy sin x."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.xp.cos(x)
-
-    @staticmethod
-    def backward(ctx, gy):
-        (x,) = ctx.saved_tensors
-        return -gy * ctx.xp.sin(x)
-
-
 class Rsqrt(Function):
     """y = 1/√x;  gx = -gy y³ / 2."""
 
@@ -69,20 +41,6 @@ class Erf(Function):
     def backward(ctx, gy):
         (x,) = ctx.saved_tensors
         return gy * (2 / math.sqrt(math.pi)) * ctx.xp.exp(-x * x)
-
-
-class Log1p(Function):
-    """y = ln(1 + x);  gx = gy / (1 + x)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.xp.log1p(x)
-
-    @staticmethod
-    def backward(ctx, gy):
-        (x,) = ctx.saved_tensors
-        return gy / (1 + x)
 
 
 class Expm1(Function):
@@ -116,9 +74,9 @@ class Reciprocal(Function):
 
 
 class Smooth(Function):
-    """y = f(x) for a smooth NumPy function f named ``name`` (tan, arcsin, arccos, arctan, sinh,
-    cosh, log2, log10);  gx = gy f'(x), with f' in ``DERIVATIVES`` written against ``xp``, so
-    differentiable again."""
+    """y = f(x) for a smooth NumPy function f named ``name`` (sin, cos, tan, arcsin, arccos,
+    arctan, sinh, cosh, log1p, log2, log10);  gx = gy f'(x), with f' in ``DERIVATIVES`` written
+    against ``xp``, so differentiable again."""
 
     @staticmethod
     def forward(ctx, x, *, name: str):
@@ -133,12 +91,15 @@ class Smooth(Function):
 
 
 DERIVATIVES = {
+    "sin": lambda xp, x: xp.cos(x),
+    "cos": lambda xp, x: -xp.sin(x),
     "tan": lambda xp, x: 1 / (xp.cos(x) * xp.cos(x)),
     "arcsin": lambda xp, x: 1 / xp.sqrt(1 - x * x),
     "arccos": lambda xp, x: -1 / xp.sqrt(1 - x * x),
     "arctan": lambda xp, x: 1 / (1 + x * x),
     "sinh": lambda xp, x: xp.cosh(x),
     "cosh": lambda xp, x: xp.sinh(x),
+    "log1p": lambda xp, x: 1 / (1 + x),
     "log2": lambda xp, x: 1 / (x * math.log(2)),
     "log10": lambda xp, x: 1 / (x * math.log(10)),
 }
@@ -171,11 +132,11 @@ class Triangle(Function):
 
 
 def sin(input: Tensor) -> Tensor:
-    return Sin.apply(input)
+    return Smooth.apply(input, name="sin")
 
 
 def cos(input: Tensor) -> Tensor:
-    return Cos.apply(input)
+    return Smooth.apply(input, name="cos")
 
 
 def rsqrt(input: Tensor) -> Tensor:
@@ -187,7 +148,7 @@ def erf(input: Tensor) -> Tensor:
 
 
 def log1p(input: Tensor) -> Tensor:
-    return Log1p.apply(input)
+    return Smooth.apply(input, name="log1p")
 
 
 def expm1(input: Tensor) -> Tensor:
