@@ -230,3 +230,15 @@ def test_cuda_request_without_a_device_says_what_is_missing():
         pytest.skip("this machine has a CUDA device; the message is for machines without one")
     with pytest.raises(RuntimeError, match=r'CuPy is not installed: pip install "minidl\[gpu\]"|none was found'):
         minidl.randn(2).to("cuda")
+
+
+def test_tracing_sees_every_op_with_or_without_grad_and_records_no_graph():
+    seen = []
+    x = minidl.randn(2, 3)  # requires no grad: the trace still sees the ops
+    with minidl.no_grad(), minidl.autograd.tracing(lambda fn, args, kwargs, out: seen.append(
+            (fn.__name__, len(args), out))):
+        y = (x * 2).sum(axis=1)
+    assert [name for name, _, _ in seen] == ["Mul", "Sum"]
+    assert seen[-1][2][0] is y and y.grad_fn is None
+    x * 2  # outside the context nothing is traced
+    assert len(seen) == 2

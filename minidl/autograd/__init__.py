@@ -32,10 +32,10 @@ from minidl.autograd.function import Function, FunctionCtx, GraphContext
 from minidl.autograd.fused import FusedFunction
 from minidl.autograd.grad_mode import (detect_anomaly, enable_grad, is_anomaly_enabled,
                                        is_grad_enabled, no_grad, set_detect_anomaly,
-                                       set_grad_enabled)
+                                       set_grad_enabled, tracing)
 from minidl.gradient_check import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = ["Function", "FunctionCtx", "GraphContext", "FusedFunction", "backward", "grad", "functional", "gradcheck",
            "gradgradcheck", "GradcheckError", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "detect_anomaly", "set_detect_anomaly",
-           "is_anomaly_enabled"]
+           "is_anomaly_enabled", "tracing"]

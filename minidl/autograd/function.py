@@ -144,7 +144,8 @@ class Function:
         if backend.cupy_loaded():  # with NumPy alone every tensor is on the CPU
             _check_same_device(cls.__name__, [t for t in tensors if t is not None])
         xp = backend.get_array_module(first._data)
-        record = _GradMode.enabled and any(needs_grad)
+        mode = _GradMode
+        record = mode.enabled and any(needs_grad)
         ctx = FunctionCtx(cls, xp, tuple(needs_grad))
         raw = cls.forward(ctx, *arrays, **kwargs)
         several = isinstance(raw, tuple)
@@ -164,6 +165,8 @@ class Function:
                 ctx._raw_outputs, ctx._clock = raw, WRITE_CLOCK[0]
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
+        if mode.tracer is not None:
+            mode.tracer(cls, args, kwargs, results)
         return results if several else results[0]
 
 

@@ -10,13 +10,14 @@ import threading
 
 
 class _PerThreadFlag(threading.local):
-    """``enabled``, one value per thread: each thread starts at ``default`` on its first read."""
+    """``enabled`` (and ``tracer``), one value per thread: each thread starts at ``default``."""
 
     def __init__(self, default: bool):
         self.enabled = default
+        self.tracer = None  # a callable that sees every op (minidl.onnx's export), else None
 
 
-# Function.apply reads ``_GradMode.enabled`` on every op: one threading.local attribute read
+# Function.apply reads ``_GradMode`` on every op: one threading.local attribute read
 _GradMode = _PerThreadFlag(True)
 _AnomalyMode = _PerThreadFlag(False)
 
@@ -97,3 +98,21 @@ class detect_anomaly(set_detect_anomaly):
 
     def __init__(self):
         super().__init__(True)
+
+
+class tracing:
+    """Call ``tracer(function, args, kwargs, outputs)`` after every op run inside, whether or not
+    its inputs require grad (``function`` is the Function class, ``args`` its positional
+    arguments, Tensors among them, ``outputs`` a tuple of result Tensors). Grad recording is
+    unchanged; this is how ``minidl.onnx.export`` sees the whole computation of a model."""
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+
+    def __enter__(self):
+        self.previous = _GradMode.tracer
+        _GradMode.tracer = self.tracer
+        return self
+
+    def __exit__(self, *exc_info):
+        _GradMode.tracer = self.previous
