@@ -40,6 +40,20 @@ class Tensor:
         self._hooks = None
         self._retains_grad = False
 
+    @classmethod
+    def _wrap(cls, array, requires_grad: bool) -> Tensor:
+        """A Tensor around an op's result array: ``__init__`` without the legacy-data check
+        (every op's output passes here, so it is kept to the slot stores)."""
+        tensor = cls.__new__(cls)
+        tensor._data = array
+        tensor._requires_grad = requires_grad
+        tensor.grad = None
+        tensor._ctx = None
+        tensor._output_index = 0
+        tensor._hooks = None
+        tensor._retains_grad = False
+        return tensor
+
     # ----- attributes -------------------------------------------------------------------------
     @property
     def array(self):

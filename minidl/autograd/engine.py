@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from minidl import backend
 from minidl.autograd.function import FunctionCtx, GraphContext, check_finite, check_saved_versions
-from minidl.autograd.grad_mode import _AnomalyMode, _GradMode
+from minidl.autograd.grad_mode import _MODES
 from minidl.tensors import Tensor
 
 
@@ -128,8 +128,8 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
         else:
             entry[1] = entry[1] + gradient
 
-    previous_mode = _GradMode.enabled
-    _GradMode.enabled = create_graph
+    previous_mode = _MODES.grad
+    _MODES.grad = create_graph
     try:
         pending: dict = {}
         for root, seed in zip(roots, seeds):
@@ -172,7 +172,7 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                 gradient = _run_hooks(leaf, gradient, create_graph)
             _deliver(leaf, gradient, captured, create_graph)
     finally:
-        _GradMode.enabled = previous_mode
+        _MODES.grad = previous_mode
 
 
 def _deliver(tensor: Tensor, gradient, captured, create_graph: bool) -> None:
@@ -260,7 +260,7 @@ def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_
     if len(input_grads) != len(node._inputs):
         raise RuntimeError(f"{node.name} returned {len(input_grads)} gradients, expected "
                            f"{len(node._inputs)} (one per forward argument, None for non-tensors)")
-    if _AnomalyMode.enabled:
+    if _MODES.anomaly:
         check_finite(node, input_grads, "backward gradient")
     if not retain_graph:
         node._release()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import traceback
 
 from minidl import backend
-from minidl.autograd.grad_mode import _AnomalyMode, _GradMode
+from minidl.autograd.grad_mode import _MODES
 from minidl.tensors import WRITE_CLOCK, Tensor
 
 
@@ -24,14 +24,19 @@ class FunctionCtx:
         self.xp = xp
         self.needs_input_grad = needs_input_grad
         self._fn = fn
-        self._inputs: tuple = ()
-        self._output_meta: tuple = ()
-        self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._saved: tuple = ()
-        self._raw_outputs: tuple = ()  # what forward returned, when it saved something (by identity)
+        self._trace: list[str] | None = None
+
+    def _record(self, inputs: tuple, options: dict, outputs: tuple, raw: tuple) -> None:
+        """Make this context a graph node (only then: an op that records nothing skips this)."""
+        self._inputs = inputs  # a Tensor per positional argument, None for a constant
+        self._options = options
+        self._output_meta = tuple([(o.shape, o.dtype) for o in outputs])
+        self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._modified_outputs: dict | None = None  # output index -> version, outputs written since
         self._released = False
-        self._trace: list[str] | None = None
+        # what forward returned (by identity) and the write clock, when it saved something
+        self._raw_outputs, self._clock = (raw, WRITE_CLOCK[0]) if self._saved else ((), 0)
 
     def save_for_backward(self, *arrays) -> None:
         self._saved = arrays
@@ -127,47 +132,58 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        tensors, arrays, needs_grad, first = [], [], [], None
+        arrays, first, any_needs_grad = [], None, False
         for arg in args:  # one pass: this is the per-op overhead of the whole engine
             if isinstance(arg, Tensor):
                 if first is None:
                     first = arg
-                tensors.append(arg)
+                any_needs_grad = any_needs_grad or arg._requires_grad
                 arrays.append(arg._data)
-                needs_grad.append(arg._requires_grad)
             else:
-                tensors.append(None)
                 arrays.append(arg)
-                needs_grad.append(False)
         if first is None:
             return cls.forward(FunctionCtx(cls, _array_module_of(args), ()), *args, **kwargs)
+        xp = backend.np
         if backend.cupy_loaded():  # with NumPy alone every tensor is on the CPU
-            _check_same_device(cls.__name__, [t for t in tensors if t is not None])
-        xp = backend.get_array_module(first._data)
-        mode = _GradMode
-        record = mode.enabled and any(needs_grad)
-        ctx = FunctionCtx(cls, xp, tuple(needs_grad))
+            _check_same_device(cls.__name__, [arg for arg in args if isinstance(arg, Tensor)])
+            xp = backend.get_array_module(first._data)
+        modes = _MODES
+        if modes.watched or (any_needs_grad and modes.grad):
+            return cls._apply_recording(args, arrays, kwargs, xp, modes)
+        # the no-graph path (no_grad, inference, nothing requires grad): forward and wrap, no more
+        raw = cls.forward(FunctionCtx(cls, xp, (False,) * len(args)), *arrays, **kwargs)
+        if type(raw) is tuple:
+            return tuple([Tensor._wrap(_as_array(xp, o), False) for o in raw])
+        return Tensor._wrap(_as_array(xp, raw), False)
+
+    @classmethod
+    def _apply_recording(cls, args, arrays, kwargs, xp, modes):
+        """``apply`` when the op becomes a graph node, is traced or is checked for anomalies."""
+        needs_grad = tuple([isinstance(arg, Tensor) and arg._requires_grad for arg in args])
+        record = modes.grad and True in needs_grad
+        ctx = FunctionCtx(cls, xp, needs_grad)
         raw = cls.forward(ctx, *arrays, **kwargs)
-        several = isinstance(raw, tuple)
-        raw = raw if several else (raw,)
-        outputs = raw
-        if xp is backend.np:  # NumPy returns 0-d results as scalars; a Tensor always holds an array
-            outputs = tuple(o if type(o) is backend.np.ndarray else backend.np.asarray(o) for o in raw)
-        if _AnomalyMode.enabled:
+        several = type(raw) is tuple
+        outputs = tuple([_as_array(xp, o) for o in raw]) if several else (_as_array(xp, raw),)
+        if modes.anomaly:
             ctx._trace = traceback.format_stack()[:-1]
             check_finite(ctx, outputs, "forward output")
-        results = tuple(Tensor(o, record and o.dtype.kind in "fc") for o in outputs)
+        results = [Tensor._wrap(o, record and o.dtype.kind in "fc") for o in outputs]
         if record:
-            ctx._inputs = tuple(tensors)
-            ctx._options = kwargs
-            ctx._output_meta = tuple((o.shape, o.dtype) for o in outputs)
-            if ctx._saved:
-                ctx._raw_outputs, ctx._clock = raw, WRITE_CLOCK[0]
+            ctx._record(tuple([arg if isinstance(arg, Tensor) else None for arg in args]), kwargs,
+                        outputs, raw if several else (raw,))
             for index, result in enumerate(results):
                 result._ctx, result._output_index = ctx, index
-        if mode.tracer is not None:
-            mode.tracer(cls, args, kwargs, results)
-        return results if several else results[0]
+        if modes.tracer is not None:
+            modes.tracer(cls, args, kwargs, tuple(results))
+        return tuple(results) if several else results[0]
+
+
+def _as_array(xp, value):
+    """NumPy returns 0-d results as scalars; a Tensor always holds an array."""
+    if xp is backend.np and type(value) is not backend.np.ndarray:
+        return backend.np.asarray(value)
+    return value
 
 
 def _array_module_of(args):

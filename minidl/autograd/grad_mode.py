@@ -9,21 +9,35 @@ import functools
 import threading
 
 
-class _PerThreadFlag(threading.local):
-    """``enabled`` (and ``tracer``), one value per thread: each thread starts at ``default``."""
+class _ThreadModes(threading.local):
+    """This thread's modes; each thread starts with grad on, anomaly detection off, no tracer.
 
-    def __init__(self, default: bool):
-        self.enabled = default
-        self.tracer = None  # a callable that sees every op (minidl.onnx's export), else None
+    ``grad``: is a graph recorded; ``anomaly``: check every value for NaN/inf; ``tracer``: a
+    callable that sees every op (``tracing``), else None. ``watched`` is ``anomaly or tracer``, kept
+    in step by the setters, so an op that records nothing reads two attributes of one object.
+    """
+
+    def __init__(self):
+        self.grad = True
+        self.anomaly = False
+        self.tracer = None
+        self.watched = False
+
+    def set_anomaly(self, mode: bool) -> None:
+        self.anomaly = mode
+        self.watched = mode or self.tracer is not None
+
+    def set_tracer(self, tracer) -> None:
+        self.tracer = tracer
+        self.watched = self.anomaly or tracer is not None
 
 
-# Function.apply reads ``_GradMode`` on every op: one threading.local attribute read
-_GradMode = _PerThreadFlag(True)
-_AnomalyMode = _PerThreadFlag(False)
+# Function.apply reads this on every op: one threading.local lookup
+_MODES = _ThreadModes()
 
 
 def is_grad_enabled() -> bool:
-    return _GradMode.enabled
+    return _MODES.grad
 
 
 class _GradModeSwitch:
@@ -32,22 +46,22 @@ class _GradModeSwitch:
     mode = True
 
     def __enter__(self):
-        self.previous = _GradMode.enabled
-        _GradMode.enabled = self.mode
+        self.previous = _MODES.grad
+        _MODES.grad = self.mode
         return self
 
     def __exit__(self, *exc_info):
-        _GradMode.enabled = self.previous
+        _MODES.grad = self.previous
 
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            previous = _GradMode.enabled
-            _GradMode.enabled = self.mode
+            previous = _MODES.grad
+            _MODES.grad = self.mode
             try:
                 return fn(*args, **kwargs)
             finally:
-                _GradMode.enabled = previous
+                _MODES.grad = previous
         return wrapper
 
 
@@ -68,29 +82,29 @@ class set_grad_enabled(_GradModeSwitch):
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
-        self.previous = _GradMode.enabled
-        _GradMode.enabled = self.mode
+        self.previous = _MODES.grad
+        _MODES.grad = self.mode
 
     def __enter__(self):
         return self  # already switched by __init__; __exit__ restores what was there before it
 
 
 def is_anomaly_enabled() -> bool:
-    return _AnomalyMode.enabled
+    return _MODES.anomaly
 
 
 class set_detect_anomaly:
     """Check every forward and backward for NaN/inf and name the op and where it was created."""
 
     def __init__(self, mode: bool):
-        self.previous = _AnomalyMode.enabled
-        _AnomalyMode.enabled = bool(mode)
+        self.previous = _MODES.anomaly
+        _MODES.set_anomaly(bool(mode))
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        _AnomalyMode.enabled = self.previous
+        _MODES.set_anomaly(self.previous)
 
 
 class detect_anomaly(set_detect_anomaly):
@@ -110,9 +124,9 @@ class tracing:
         self.tracer = tracer
 
     def __enter__(self):
-        self.previous = _GradMode.tracer
-        _GradMode.tracer = self.tracer
+        self.previous = _MODES.tracer
+        _MODES.set_tracer(self.tracer)
         return self
 
     def __exit__(self, *exc_info):
-        _GradMode.tracer = self.previous
+        _MODES.set_tracer(self.previous)
