@@ -17,9 +17,16 @@ class Unavailable(Exception):
     """The engine lacks something a workload needs (e.g. no GPU)."""
 
 
+NAMES = ("minidl", "torch", "torch_fused")
+
+
 def load(name: str, device: str, threads: int) -> SimpleNamespace:
-    """The engine ``name`` ("minidl" or "torch") on ``device`` with ``threads`` compute threads."""
-    return _load_minidl(device, threads) if name == "minidl" else _load_torch(device, threads)
+    """The engine ``name`` on ``device`` with ``threads`` compute threads: "minidl", "torch", or
+    "torch_fused", PyTorch with its fastest optimizers (``fused=True``: one kernel per step over all
+    parameters, where the default runs separate passes with temporaries)."""
+    if name == "minidl":
+        return _load_minidl(device, threads)
+    return _load_torch(device, threads, fused_optimizers=name == "torch_fused")
 
 
 def _load_minidl(device: str, threads: int) -> SimpleNamespace:
@@ -36,7 +43,7 @@ def _load_minidl(device: str, threads: int) -> SimpleNamespace:
             minidl.backend.array_module("cuda").cuda.get_current_stream().synchronize()
 
     return SimpleNamespace(
-        name="minidl", device=device, optim=minidl.optim, no_grad=minidl.no_grad,
+        name="minidl", device=device, optim=minidl.optim, optimizer_options={}, no_grad=minidl.no_grad,
         nn=minidl.nn, F=minidl.nn.functional, matmul=minidl.matmul, grad=minidl.autograd.grad,
         synchronize=synchronize,
         tensor=lambda array, requires_grad=False: minidl.tensor(
@@ -46,7 +53,7 @@ def _load_minidl(device: str, threads: int) -> SimpleNamespace:
     )
 
 
-def _load_torch(device: str, threads: int) -> SimpleNamespace:
+def _load_torch(device: str, threads: int, fused_optimizers: bool) -> SimpleNamespace:
     import torch
 
     torch.set_num_threads(threads)
@@ -59,6 +66,7 @@ def _load_torch(device: str, threads: int) -> SimpleNamespace:
 
     return SimpleNamespace(
         name="torch", device=device, nn=torch.nn, optim=torch.optim,
+        optimizer_options={"fused": True} if fused_optimizers else {},
         F=torch.nn.functional, matmul=torch.matmul, grad=torch.autograd.grad, no_grad=torch.no_grad,
         synchronize=synchronize,
         tensor=lambda array, requires_grad=False: torch.tensor(

@@ -8,8 +8,12 @@ SECTIONS = (("train", "Training step (forward + backward + optimizer)"),
             ("infer", "Inference (eval, no_grad forward)"),
             ("op", "Ops (forward, or forward + backward)"),
             ("overhead", "Framework overhead on tiny tensors (per call)"))
-TABLE_HEADER = ("| workload | what | minidl | PyTorch | ratio (min–max) "
+TABLE_HEADER = ("| workload | what | minidl | PyTorch | ratio (min–max) | ratio vs fused "
                 "| step memory MiB minidl / PyTorch |")
+SWEEP_HEADER = ("| size | minidl | PyTorch | ratio (min–max) | ratio vs fused "
+                "| step memory MiB minidl / PyTorch |")
+FUSED_NOTE = ("ratio vs fused: minidl ÷ PyTorch with fused optimizers (`Adam(fused=True)`, "
+              "`SGD(fused=True)`), PyTorch's fastest CPU setting; training rows only")
 MEMORY_NOTE = ("step memory: RSS high-water mark during extra steps minus the RSS between steps "
                "(weights, gradients and optimizer state excluded), glibc mmap threshold fixed at "
                "64 KiB so freed arrays leave the RSS; MiB")
@@ -28,8 +32,9 @@ def one_line(outcome: dict) -> str:
     if outcome["status"] != "ok":
         return f"{outcome['status']}: {outcome['reason']}"
     minidl, torch = outcome["engines"]["minidl"], outcome["engines"]["torch"]
+    fused = "" if outcome["ratio_fused"] is None else f", vs fused {_ratio(outcome['ratio_fused'])}"
     return (f"minidl {_number(minidl['median'])} {outcome['unit']}, PyTorch "
-            f"{_number(torch['median'])} {outcome['unit']}, ratio {_ratio(outcome['ratio'])}")
+            f"{_number(torch['median'])} {outcome['unit']}, ratio {_ratio(outcome['ratio'])}{fused}")
 
 
 def _memory(engine: dict) -> str:
@@ -38,18 +43,22 @@ def _memory(engine: dict) -> str:
 
 
 def _row(name: str, entry: dict) -> str:
+    """A table row: the workload's name and title, or its size in a sweep table."""
+    label = (f"{entry['sweep'][1]} {entry['sweep'][2]}" if entry["group"] == "sweep"
+             else f"{name} | {entry['title']}")
     if entry["status"] != "ok":
         reason = entry["reason"].replace("|", "/").replace("\n", " ")
-        return f"| {name} | {entry['title']} | {entry['status']}: {reason} | | | |"
+        return f"| {label} | {entry['status']}: {reason} | | | | |"
     minidl, torch, unit = entry["engines"]["minidl"], entry["engines"]["torch"], entry["unit"]
-    return (f"| {name} | {entry['title']} | {_number(minidl['median'])} {unit} | "
+    fused = "–" if entry.get("ratio_fused") is None else f"**{_ratio(entry['ratio_fused'])}**"
+    return (f"| {label} | {_number(minidl['median'])} {unit} | "
             f"{_number(torch['median'])} {unit} | **{_ratio(entry['ratio'])}** "
-            f"({_ratio(entry['ratio_min'])}–{_ratio(entry['ratio_max'])}) | "
+            f"({_ratio(entry['ratio_min'])}–{_ratio(entry['ratio_max'])}) | {fused} | "
             f"{_memory(minidl)} / {_memory(torch)} |")
 
 
 def _section_of(entry: dict) -> str:
-    return entry["kind"] if entry["group"] == "model" else entry["group"]
+    return entry["kind"] if entry["group"] == "model" else entry["group"]  # "sweep": own tables
 
 
 def _machine_lines(results: dict) -> list:
@@ -69,7 +78,8 @@ def _machine_lines(results: dict) -> list:
              f"{s['warmup']} warm-up steps{' (--quick: not a measurement)' if s['quick'] else ''}; "
              "time = median of the worker medians; ratio = minidl ÷ PyTorch (> 1: minidl slower), "
              "range = min–max over adjacent minidl/PyTorch worker pairs"),
-            f"- {MEMORY_NOTE}"]
+            f"- {MEMORY_NOTE}",
+            f"- {FUSED_NOTE}"]
 
 
 def _load_warning(m: dict) -> str:
@@ -80,14 +90,28 @@ def _load_warning(m: dict) -> str:
 
 
 def markdown(results: dict) -> str:
-    """The machine summary and one table per section (the body of latest.md and the README block)."""
+    """The machine summary and one table per section (the body of latest.md and the README block),
+    or per sweep family (sweep.md)."""
     lines = _machine_lines(results)
     for section, heading in SECTIONS:
         rows = [_row(name, entry) for name, entry in results["workloads"].items()
                 if _section_of(entry) == section]
         if rows:
-            lines += ["", f"**{heading}**", "", TABLE_HEADER, "|---|---|---:|---:|---:|---:|", *rows]
+            lines += ["", f"**{heading}**", "", TABLE_HEADER, "|---|---|---:|---:|---:|---:|---:|",
+                      *rows]
+    for family, entries in _families(results).items():
+        lines += ["", f"**{family}**", "", SWEEP_HEADER, "|---|---:|---:|---:|---:|---:|",
+                  *[_row(name, entry) for name, entry in entries]]
     return "\n".join(lines) + "\n"
+
+
+def _families(results: dict) -> dict:
+    """Sweep entries by family title, in run order: {family: [(name, entry), ...]}."""
+    families = {}
+    for name, entry in results["workloads"].items():
+        if entry["group"] == "sweep":
+            families.setdefault(entry["sweep"][0], []).append((name, entry))
+    return families
 
 
 def plot(results: dict, path: str) -> None:
@@ -128,13 +152,47 @@ def plot(results: dict, path: str) -> None:
     plt.close(figure)
 
 
-def write(results: dict, out: str) -> list:
-    """latest.json, latest.md and latest.png in ``out``; returns their paths."""
+def plot_sweeps(results: dict, path: str) -> None:
+    """One panel per sweep family: the ratio against size (log-log), vs PyTorch's default
+    optimizers (solid) and its fused ones (dashed); below the line at 1 minidl is faster."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = _families(results)
+    columns = min(3, len(families))
+    rows = -(-len(families) // columns)
+    figure, panels = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for axes, (family, entries) in zip(panels.flat, families.items()):
+        measured = [entry for _, entry in entries if entry["status"] == "ok"]
+        sizes = [entry["sweep"][2] for entry in measured]
+        axes.plot(sizes, [e["ratio"] for e in measured], "o-", label="vs PyTorch")
+        if any(e.get("ratio_fused") is not None for e in measured):
+            axes.plot(sizes, [e["ratio_fused"] for e in measured], "s--", label="vs PyTorch fused")
+        axes.axhline(1, color="black", linewidth=0.8)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel(entries[0][1]["sweep"][1])
+        axes.set_ylabel("minidl ÷ PyTorch time")
+        axes.set_title(family, fontsize=8)
+        axes.legend(fontsize=7)
+    for axes in list(panels.flat)[len(families):]:
+        axes.set_visible(False)
+    figure.suptitle(f"minidl vs PyTorch {results['machine']['torch']} across sizes "
+                    f"({results['machine']['date']})", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write(results: dict, out: str, stem: str = "latest") -> list:
+    """``stem``.json, .md and .png in ``out`` (the sweeps: stem "sweep"); returns their paths."""
     os.makedirs(out, exist_ok=True)
-    paths = [os.path.join(out, "latest." + ext) for ext in ("json", "md", "png")]
+    paths = [os.path.join(out, f"{stem}.{ext}") for ext in ("json", "md", "png")]
     with open(paths[0], "w") as file:
         json.dump(results, file, indent=1, ensure_ascii=False)
     with open(paths[1], "w") as file:
         file.write("# minidl vs PyTorch\n\n" + markdown(results))
-    plot(results, paths[2])
+    (plot_sweeps if stem == "sweep" else plot)(results, paths[2])
     return paths

@@ -1,9 +1,11 @@
 """minidl against PyTorch: same shapes, same weights, same threads, each engine in its own process.
 
-    python -m benchmarks [--quick] [--only mlp,cnn] [--repeats 3] [--steps 20] [--out DIR]
+    python -m benchmarks [--quick] [--only mlp,cnn] [--sweep] [--repeats 3] [--steps 20] [--out DIR]
 
 For every workload the workers alternate, PyTorch then minidl, ``--repeats`` times each (PyTorch
-first because its first worker writes the shared weights and batch). Each worker checks its first
+first because its first worker writes the shared weights and batch); a training workload also runs
+PyTorch with fused optimizers (``torch_fused``), the second reference. ``--sweep`` runs the size
+sweeps instead (``sweep.{json,md,png}``: ratio against batch size, sequence length, width). Each worker checks its first
 steps against PyTorch's before it times anything; see ``benchmarks/README.md`` for what each number
 means. This process imports neither engine.
 """
@@ -27,6 +29,7 @@ from benchmarks.workloads import select
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results")
 ENGINES = ("torch", "minidl")
+TRAIN_ENGINES = ("torch", "torch_fused", "minidl")  # the optimizer step differs between the two torch
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="workload name, kind (train, infer, fwd+bwd) or group (model, op, "
                              "overhead); repeatable or comma-separated")
+    parser.add_argument("--sweep", action="store_true",
+                        help="the size sweeps (group sweep) instead of the fixed-size table")
     parser.add_argument("--quick", action="store_true",
                         help="1 alternation, 3 timed steps, 1 warm-up: a smoke test, not a measurement")
     parser.add_argument("--repeats", type=int, default=3, help="workers per engine (alternating)")
@@ -71,9 +76,10 @@ def run_worker(engine: str, workload, data_dir: str, args) -> dict:
 
 def measure(workload, data_dir: str, args) -> dict:
     """Alternate the engines' workers; the first result that is not "ok" ends the workload."""
-    runs = {engine: [] for engine in ENGINES}
+    engines = TRAIN_ENGINES if workload.kind == "train" else ENGINES
+    runs = {engine: [] for engine in engines}
     for _ in range(args.repeats):
-        for engine in ENGINES:
+        for engine in engines:
             result = run_worker(engine, workload, data_dir, args)
             if result["status"] != "ok":
                 reason = result["reason"]
@@ -96,9 +102,11 @@ def summarize(runs: dict, unit: str) -> dict:
                            "state_mib": _median_or_none(r["state_mib"] for r in results)}
     pairs = [m / t for m, t in zip(engines["minidl"]["worker_medians"],
                                    engines["torch"]["worker_medians"])]
+    fused = engines.get("torch_fused")
     return {"status": "ok", "unit": unit, "engines": engines,
             "ratio": engines["minidl"]["median"] / engines["torch"]["median"],
-            "ratio_min": min(pairs), "ratio_max": max(pairs)}
+            "ratio_min": min(pairs), "ratio_max": max(pairs),
+            "ratio_fused": None if fused is None else engines["minidl"]["median"] / fused["median"]}
 
 
 def _median_or_none(values):
@@ -108,7 +116,7 @@ def _median_or_none(values):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    workloads = select(args.only)
+    workloads = select(args.only or (["sweep"] if args.sweep else []))
     if args.device == "cuda":
         machine.require_cuda(ROOT)
     results = {"machine": machine.describe(args.threads), "device": args.device,
@@ -120,10 +128,11 @@ def main(argv=None) -> dict:
             print(f"{workload.name:<24}", end=" ", flush=True, file=sys.stderr)
             outcome = measure(workload, data_dir, args)
             results["workloads"][workload.name] = {"title": workload.title, "kind": workload.kind,
-                                                   "group": workload.group, **outcome}
+                                                   "group": workload.group,
+                                                   "sweep": list(workload.sweep), **outcome}
             print(report.one_line(outcome), file=sys.stderr)
     results["machine"]["load_average_end"] = os.getloadavg()[0]
-    paths = report.write(results, args.out)
+    paths = report.write(results, args.out, "sweep" if args.sweep else "latest")
     print("wrote " + ", ".join(paths), file=sys.stderr)
     return results
 

@@ -24,7 +24,7 @@ from benchmarks.engines import Unavailable, load
 from benchmarks.workloads import WORKLOADS
 
 RTOL, ATOL = 1e-4, 1e-4  # float32 after sums of thousands of terms; ATOL is relative to max |value|
-FOREIGN = {"minidl": ("torch",), "torch": ("minidl", "numba")}
+FOREIGN = {"minidl": ("torch",), "torch": ("minidl", "numba"), "torch_fused": ("minidl", "numba")}
 
 
 def prepare(E, workload, tensors):
@@ -34,7 +34,7 @@ def prepare(E, workload, tensors):
         model.to(E.device)
     if workload.kind == "train":
         name, options = workload.optimizer
-        optimizer = getattr(E.optim, name)(model.parameters(), **options)
+        optimizer = getattr(E.optim, name)(model.parameters(), **options, **E.optimizer_options)
 
         def step():
             optimizer.zero_grad()
@@ -155,7 +155,7 @@ def measure(args) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=("minidl", "torch"), required=True)
+    parser.add_argument("--engine", choices=sorted(FOREIGN), required=True)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
     parser.add_argument("--data", required=True, help="folder for the shared weights and batch")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -34,6 +34,7 @@ class Workload:
     unit: str = "ms"
     group: str = field(default="", compare=False)  # "model", "op" or "overhead"
     loss: Callable | None = None  # loss(E, model, tensors) -> scalar, instead of cross-entropy
+    sweep: tuple = ()  # (family title, size name, size) for a workload of the size sweeps
 
 
 def _normal(rng, *shape):
@@ -64,6 +65,14 @@ def build_mlp(E):
     return nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
+def wide_mlp(hidden: int):
+    def build(E):
+        nn = E.nn
+        return nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                             nn.ReLU(), nn.Linear(hidden, 10))
+    return build
+
+
 def build_cnn(E):
     nn = E.nn
     return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -81,10 +90,13 @@ def forward_rnn(E, model, t):
     return model["head"](outputs[:, -1])  # (B, 10)
 
 
-def build_lstm_lm(E):
-    nn = E.nn
-    return nn.ModuleDict({"embed": nn.Embedding(65, 64), "lstm": nn.LSTM(64, 128, batch_first=True),
-                          "head": nn.Linear(128, 65)})
+def lstm_lm(hidden: int):
+    def build(E):
+        nn = E.nn
+        return nn.ModuleDict({"embed": nn.Embedding(65, 64),
+                              "lstm": nn.LSTM(64, hidden, batch_first=True),
+                              "head": nn.Linear(hidden, 65)})
+    return build
 
 
 def forward_lstm_lm(E, model, t):
@@ -178,7 +190,7 @@ MODELS = [
     Workload("rnn", "train", "RNN 28→128 × 28 steps, batch 64, SGD", _images((64, 28, 28)),
              forward_rnn, build_rnn, SGD),
     Workload("lstm_lm", "train", "LSTM char LM, seq 64, batch 32, Adam", _tokens(65, 32, 64),
-             forward_lstm_lm, build_lstm_lm, ADAM),
+             forward_lstm_lm, lstm_lm(128), ADAM),
     Workload("transformer", "train", "Transformer encoder ×2, seq 64, batch 32, Adam",
              _tokens(1000, 32, 64), forward_transformer, build_transformer, ADAM),
     Workload("conv1d_text", "train", "Conv1d text model, seq 100, batch 32, SGD",
@@ -243,17 +255,54 @@ OVERHEAD = [
         (), build_tiny_mlp, extra=_gy(4, 8), inner=10, unit="µs"),
 ]
 
+
+def _sweep(family: str, size_name: str, sizes, make) -> list:
+    """One workload per size: ``make(size)`` -> (name, kind, title, batch, forward, build, optimizer)."""
+    workloads = []
+    for size in sizes:
+        name, kind, title, batch, forward, build, optimizer = make(size)
+        workloads.append(Workload(name, kind, title, batch, forward, build, optimizer,
+                                  sweep=(family, size_name, size)))
+    return workloads
+
+
+SWEEPS = [
+    *_sweep("MLP 784-512-512-10 inference", "batch", (1, 32, 1024), lambda b: (
+        f"mlp512_infer_b{b}", "infer", f"MLP 784-512-512-10, batch {b} (inference)",
+        _images((b, 784)), _apply, wide_mlp(512), ())),
+    *_sweep("Transformer encoder ×2 (d128, 4 heads) inference, batch 16", "seq", (32, 128, 512),
+            lambda t: (f"transformer_infer_t{t}", "infer", f"Transformer encoder ×2, seq {t}, "
+                       "batch 16 (inference)", _tokens(1000, 16, t), forward_transformer,
+                       build_transformer, ())),
+    *_sweep("Transformer encoder ×2 (d128, 4 heads) training, batch 16, Adam", "seq", (32, 128, 512),
+            lambda t: (f"transformer_train_t{t}", "train", f"Transformer encoder ×2, seq {t}, "
+                       "batch 16, Adam", _tokens(1000, 16, t), forward_transformer,
+                       build_transformer, ADAM)),
+    *_sweep("MNIST CNN training, SGD", "batch", (16, 64, 256), lambda b: (
+        f"cnn_train_b{b}", "train", f"MNIST CNN, batch {b}, SGD", _images((b, 1, 28, 28)), _apply,
+        build_cnn, SGD)),
+    *_sweep("LSTM(64→256) char LM training, batch 32, Adam", "seq", (32, 128), lambda t: (
+        f"lstm256_train_t{t}", "train", f"LSTM(64→256) char LM, seq {t}, batch 32, Adam",
+        _tokens(65, 32, t), forward_lstm_lm, lstm_lm(256), ADAM)),
+    *_sweep("MLP 784-H-H-10 training, batch 128, Adam", "H", (128, 512, 2048), lambda h: (
+        f"mlp_train_h{h}", "train", f"MLP 784-{h}-{h}-10, batch 128, Adam", _images((128, 784)),
+        _apply, wide_mlp(h), ADAM)),
+]
+
 WORKLOADS = {w.name: replace(w, group=group)
-             for group, members in (("model", MODELS + INFERENCE), ("op", OPS), ("overhead", OVERHEAD))
+             for group, members in (("model", MODELS + INFERENCE), ("op", OPS), ("overhead", OVERHEAD),
+                                    ("sweep", SWEEPS))
              for w in members}
 
 
 def select(names) -> list:
-    """The workloads named (or whose kind or group is named), in table order; all if none."""
+    """The workloads named (or whose kind or group is named), in table order; all but the
+    sweeps if none (a kind names the fixed-size table's workloads; ``sweep`` names the sweeps)."""
     if not names:
-        return list(WORKLOADS.values())
+        return [w for w in WORKLOADS.values() if w.group != "sweep"]
     unknown = [n for n in names if not any(n in (w.name, w.kind, w.group) for w in WORKLOADS.values())]
     if unknown:
         raise SystemExit(f"unknown workload(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(WORKLOADS)} or a group: train, infer, model, op, overhead")
-    return [w for w in WORKLOADS.values() if any(n in (w.name, w.kind, w.group) for n in names)]
+                         f"{', '.join(WORKLOADS)} or a group: train, infer, model, op, overhead, sweep")
+    return [w for w in WORKLOADS.values()
+            if any(n in (w.name, w.group) or (n == w.kind and w.group != "sweep") for n in names)]

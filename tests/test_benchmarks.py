@@ -26,8 +26,8 @@ def test_quick_run_writes_json_markdown_and_chart_with_checked_positive_ratios(t
     results = json.loads((tmp_path / "latest.json").read_text())
     entry = results["workloads"]["mlp"]
     assert entry["status"] == "ok", entry.get("reason")  # "ok" only after the first-steps check passed
-    assert entry["ratio"] > 0 and entry["ratio_min"] > 0
-    assert all(entry["engines"][e]["median"] > 0 for e in ("minidl", "torch"))
+    assert entry["ratio"] > 0 and entry["ratio_min"] > 0 and entry["ratio_fused"] > 0
+    assert all(entry["engines"][e]["median"] > 0 for e in ("minidl", "torch", "torch_fused"))
     assert "| mlp |" in (tmp_path / "latest.md").read_text()
     assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -59,9 +59,33 @@ def test_mismatches_names_the_value_and_accepts_float32_noise():
     assert "shape" in worker.mismatches(expected, {"output": expected["output"][:3]})[0]
 
 
+@pytest.mark.slow
+def test_quick_sweep_writes_one_table_per_family_and_a_chart(tmp_path):
+    pytest.importorskip("matplotlib", reason="the chart needs matplotlib (pip install -e '.[bench]')")
+    subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--sweep", "--only",
+                    "mlp512_infer_b1,mlp512_infer_b32", "--out", str(tmp_path)], cwd=ROOT,
+                   check=True, capture_output=True, timeout=300)
+    results = json.loads((tmp_path / "sweep.json").read_text())
+    assert [entry["sweep"][2] for entry in results["workloads"].values()] == [1, 32]
+    assert all(entry["status"] == "ok" for entry in results["workloads"].values())
+    table = (tmp_path / "sweep.md").read_text()
+    assert "**MLP 784-512-512-10 inference**" in table and "| batch 32 |" in table
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_torch_fused_engine_builds_fused_optimizers():
+    torch_engine = load("torch_fused", "cpu", 2)
+    assert torch_engine.optimizer_options == {"fused": True}
+    assert load("torch", "cpu", 2).optimizer_options == {}
+
+
 def test_selection_by_name_kind_or_group_and_an_unknown_name_stops():
     assert [w.name for w in select(["mlp", "rnn"])] == ["mlp", "rnn"]
     assert {w.kind for w in select(["infer"])} == {"infer"}
+    assert all(w.group != "sweep" for w in select([]) + select(["train"]))
+    sweeps = select(["sweep"])
+    assert {w.group for w in sweeps} == {"sweep"} and len(sweeps) == 17
+    assert [w.sweep[2] for w in sweeps if w.sweep[0].startswith("MNIST CNN")] == [16, 64, 256]
     assert {w.group for w in select(["overhead"])} == {"overhead"}
     with pytest.raises(SystemExit, match="no_such_workload"):
         select(["no_such_workload"])
