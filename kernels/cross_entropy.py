@@ -73,6 +73,27 @@ def check_targets(xp, target, classes: int, ignore_index: int) -> None:
 
 
 # ----- NumPy reference (works on CuPy arrays too): the definition ---------------------------------
+def softmax_exp(shifted):
+    """``exp(shifted)`` as a new array, for softmax scores already shifted by their row's max (all
+    <= 0, any shape): the vectorised ``exp_nonpositive`` on CPU, where NumPy's float32 exp took 4.1
+    ms on (16, 4, 128, 128) scores and it 0.8 ms; the array module's exp elsewhere (CuPy's is one
+    elementwise kernel)."""
+    return pick(shifted, softmax_exp_reference, softmax_exp_numba, softmax_exp_reference)(shifted)
+
+
+def softmax_exp_reference(shifted):
+    return _array_module(shifted).exp(shifted)
+
+
+def softmax_exp_numba(shifted):
+    if shifted.dtype not in _EXP:  # integer or complex scores: not a softmax this kernel serves
+        return np.exp(shifted)
+    shifted = np.ascontiguousarray(shifted)
+    out = np.empty_like(shifted)
+    exp_nonpositive(shifted.reshape(-1), out.reshape(-1))
+    return out
+
+
 def _array_module(array):
     if is_gpu(array):
         import cupy

@@ -117,3 +117,17 @@ def test_exp_nonpositive_is_within_one_ulp(dtype):
     assert ulps.max() <= 1.0
     assert (out[y < cutoff] == 0).all()  # below the cutoff (and -inf): 0
     assert np.isnan(out[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_exp_matches_numpy_exp_on_shifted_scores_in_both_modes(dtype, kernel_mode):
+    rng = np.random.default_rng(3)
+    scores = rng.normal(0, 30, (3, 5, 7, 33)).astype(dtype)
+    scores[0, 0, 0] = -np.inf  # a dead row, shifted as the softmax shifts it (peak 0)
+    scores -= np.where(np.isneginf(scores.max(-1, keepdims=True)), 0, scores.max(-1, keepdims=True))
+    got = ce.softmax_exp(scores)
+    assert got.shape == scores.shape and got.dtype == scores.dtype and got is not scores
+    # below the cutoff (exp(-86) in float32) the kernel gives 0 where NumPy gives a subnormal
+    tiny = 0 if kernel_mode == "reference" else 4 * np.finfo(dtype).tiny
+    np.testing.assert_allclose(got, np.exp(scores), rtol=4 * np.finfo(dtype).eps, atol=tiny)
+    assert np.all(got[0, 0, 0] == 0)

@@ -3,8 +3,9 @@ attention (``minidl/ops/multihead_attention.py``) calls.
 
 The attention core, softmax(Q Kᵀ · scale + M) V with its mask and dropout, is one Function with a
 hand-written backward, for speed: one node instead of the composed graph's four to six (scaling,
-matmul, where or add, softmax, dropout, matmul), the softmax done in place on the score buffer, no
-(..., L, S) temporaries beyond the scores and their gradient, and results laid out like the inputs
+matmul, where or add, softmax, dropout, matmul), the softmax shifting the score buffer in place and
+exponentiating it into one more (the shifted scores are freed after the forward), no other
+(..., L, S) temporaries beyond the probabilities and their gradient, and results laid out like the inputs
 so MultiheadAttention's head split and merge stay views. Everything around it (grouped-query head
 repetition, the projections, the head split and merge) is composed from existing ops.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from minidl import backend, random
 from minidl.autograd import FusedFunction
+from minidl.kernels.cross_entropy import softmax_exp
 from minidl.kernels.dropout import dropout_mask_reference
 from minidl.ops.common import meta, reduce_like
 from minidl.ops.shape import expand, reshape, unsqueeze
@@ -43,7 +45,7 @@ class ScaledDotProductAttention(FusedFunction):
             xp.copyto(scores, -xp.inf, where=~mask)
         elif mask is not None:
             scores += mask
-        probs = _softmax_in_place(xp, scores)
+        probs = _softmax(xp, scores)
         keep = None
         if dropout_p > 0:
             keep = dropout_mask_reference(random.generator_for(xp), probs.shape, dropout_p,
@@ -114,16 +116,17 @@ def _row_peak(xp, scores):
     return peak
 
 
-def _softmax_in_place(xp, scores):
-    """softmax over the last dim, overwriting ``scores``; an all -inf row gives zeros, not 0/0."""
+def _softmax(xp, scores):
+    """softmax over the last dim (``scores`` is shifted in place, the result is a new buffer); an
+    all -inf row gives zeros, not 0/0."""
     scores -= _row_peak(xp, scores)
-    xp.exp(scores, out=scores)
+    probs = softmax_exp(scores)  # (..., L, S); the kernel's vectorised exp on CPU
     # (..., L, 1), >= 1 unless the row is dead; a GEMV, as NumPy's sum over a short last axis is
     # several times slower
-    total = scores @ xp.ones((scores.shape[-1], 1), dtype=scores.dtype)
+    total = probs @ xp.ones((probs.shape[-1], 1), dtype=probs.dtype)
     xp.copyto(total, 1, where=total == 0)
-    scores *= xp.reciprocal(total)
-    return scores
+    probs *= xp.reciprocal(total)
+    return probs
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
