@@ -1,6 +1,7 @@
 """Input checks that layers share, so a wrong input gets an error naming the layer and both shapes."""
 from __future__ import annotations
 
+from minidl import backend
 from minidl.tensors import Tensor
 
 
@@ -18,13 +19,17 @@ def check_input(layer, input, *patterns, like: Tensor | None = None, role: str =
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"{_name(layer, role)} expected a Tensor input, got {type(input).__name__}")
-    shape = tuple(input.shape)
-    fits = any(_matches(p, shape) for p in patterns)
-    if patterns and not fits:
-        expected = " or ".join("(" + ", ".join(str(e) for e in p) + ("," if len(p) == 1 else "") + ")"
-                               for p in patterns)
-        raise ValueError(f"{_name(layer, role)} expected input of shape {expected}, got {shape}")
-    if like is not None and (input.dtype != like.dtype or input.device != like.device):
+    shape = input._data.shape
+    for pattern in patterns:  # a loop, not any(generator): this runs on every layer call
+        if _matches(pattern, shape):
+            break
+    else:
+        if patterns:
+            expected = " or ".join("(" + ", ".join(str(e) for e in p) + ("," if len(p) == 1 else "")
+                                   + ")" for p in patterns)
+            raise ValueError(f"{_name(layer, role)} expected input of shape {expected}, got {shape}")
+    if like is not None and (input._data.dtype != like._data.dtype or (
+            backend.cupy_loaded() and input.device != like.device)):  # NumPy alone: all on the CPU
         raise TypeError(f"{_name(layer, role)} expected input of dtype {like.dtype} on {like.device} (like its "
                         f"weights), got dtype {input.dtype} on {input.device}")
 
