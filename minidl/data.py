@@ -3,12 +3,13 @@
 Both names give the same objects (``minidl.data.DataLoader is minidl.utils.data.DataLoader``).
 """
 from minidl.utils.data import (BatchSampler, ChainDataset, ConcatDataset, DataLoader, Dataset,
-                               IterableDataset, RandomSampler, Sampler, SequentialSampler, Subset,
-                               SubsetRandomSampler, TensorDataset, WeightedRandomSampler,
-                               WorkerInfo, default_collate, default_convert, get_worker_info,
-                               random_split)
+                               DistributedSampler, IterableDataset, RandomSampler, Sampler,
+                               SequentialSampler, Subset, SubsetRandomSampler, TensorDataset,
+                               WeightedRandomSampler, WorkerInfo, default_collate, default_convert,
+                               get_worker_info, random_split)
 
 __all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
-           "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
-           "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "WorkerInfo",
-           "default_collate", "default_convert", "get_worker_info", "random_split"]
+           "DistributedSampler", "IterableDataset", "RandomSampler", "Sampler",
+           "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
+           "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
+           "get_worker_info", "random_split"]

@@ -17,6 +17,13 @@ A Keras program translates line by line::
                                                              metrics=metrics)
     model.predict(xn)                               predict(model, xn)
 
+Inside a data-parallel script (``init_process_group`` and a ``DistributedDataParallel`` model)
+``fit`` runs unchanged: ``(x, y)`` data is split between the ranks (a ``DistributedSampler`` for
+training, every W-th example for validation; a DataLoader is used as it is, with its sampler's
+``set_epoch`` called each epoch), the logs are those of all ranks' examples together (losses and
+metrics over the gathered outputs, identical on every rank, so callbacks decide alike), and only
+rank 0 prints and writes checkpoints.
+
 Differences: the model outputs logits (no softmax layer; the loss applies it); there is no
 ``validation_split`` (split first, e.g. ``minidl.datasets.train_test_split``); epochs in logs and
 callbacks count from 0, while printed epochs and ``{epoch}`` in a checkpoint path count from 1.
@@ -31,10 +38,10 @@ import time
 
 import numpy as np
 
-from minidl import backend, random
+from minidl import backend, distributed, random
 from minidl import metrics as metric_module
 from minidl.autograd import no_grad
-from minidl.data import DataLoader, TensorDataset
+from minidl.data import DataLoader, DistributedSampler, TensorDataset
 from minidl.serialization import save
 from minidl.tensors import Tensor
 
@@ -150,7 +157,7 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience and epoch > 0:
             self.stop_training, self.stopped_epoch = True, epoch
-            if self.verbose:
+            if self.verbose and _is_main_process():
                 print(f"Epoch {epoch + 1}: early stopping ({self.monitor} best "
                       f"{self.tracker.best:.4f} at epoch {self.best_epoch + 1})")
 
@@ -182,6 +189,8 @@ class ModelCheckpoint(Callback):
             if not self.tracker.improved(value):
                 return
             self.tracker.best = value
+        if not _is_main_process():  # every rank holds the same model: one file is enough
+            return
         path = self.filepath.format(epoch=epoch + 1, **logs)
         scheduler = self.scheduler.state_dict() if hasattr(self.scheduler, "state_dict") else None
         save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -224,10 +233,13 @@ def fit(model, train_data, loss_fn, optimizer, epochs: int, batch_size: int = 32
         verbose: 0 silent; 1 a progress bar per epoch (tqdm, on a terminal) or one line per epoch.
         initial_epoch: the epoch to start from (to resume from a checkpoint).
     """
-    loader = _loader(train_data, batch_size, shuffle, generator)
+    parallel = distributed.is_initialized() and distributed.get_world_size() > 1
+    loader = _loader(train_data, batch_size, shuffle, generator, "train" if parallel else None)
     val_loader = None
     if validation_data is not None:
-        val_loader = _loader(validation_data, batch_size, False, None)
+        val_loader = _loader(validation_data, batch_size, False, None, "eval" if parallel else None)
+    if not _is_main_process():
+        verbose = 0
     metric_fns = _metric_functions(metrics)
     device = _device(model, device)
     history = History()
@@ -241,9 +253,11 @@ def fit(model, train_data, loss_fn, optimizer, epochs: int, batch_size: int = 32
         lr = float(optimizer.param_groups[0]["lr"])
         label = f"Epoch {epoch + 1}/{epochs}"
         bar = _progress(len(loader), label, verbose)
-        logs = _run(model, loader, loss_fn, metric_fns, device, optimizer, bar)
+        if hasattr(loader.sampler, "set_epoch"):  # a DistributedSampler: this epoch's order
+            loader.sampler.set_epoch(epoch)
+        logs = _run(model, loader, loss_fn, metric_fns, device, optimizer, bar, parallel)
         if val_loader is not None:
-            val_logs = _run(model, val_loader, loss_fn, metric_fns, device, None)
+            val_logs = _run(model, val_loader, loss_fn, metric_fns, device, None, None, parallel)
             logs.update({"val_" + key: value for key, value in val_logs.items()})
         logs["lr"] = lr
         if scheduler is not None and "metrics" in inspect.signature(scheduler.step).parameters:
@@ -264,7 +278,7 @@ def fit(model, train_data, loss_fn, optimizer, epochs: int, batch_size: int = 32
 def evaluate(model, data, loss_fn, metrics=(), batch_size: int = 32, device=None) -> dict:
     """``{"loss": ..., <metric>: ...}`` of ``model`` on ``data`` ((x, y) or a DataLoader), in eval
     mode under ``no_grad``."""
-    loader = _loader(data, batch_size, False, None)
+    loader = _loader(data, batch_size, False, None, None)
     return _run(model, loader, loss_fn, _metric_functions(metrics), _device(model, device), None)
 
 
@@ -290,8 +304,10 @@ def predict(model, x, batch_size: int = 32, device=None) -> Tensor:
 
 
 # ----- the epoch loop -----------------------------------------------------------------------------
-def _run(model, loader, loss_fn, metric_fns: dict, device, optimizer, bar=None) -> dict:
-    """One pass over ``loader``: training steps if ``optimizer`` is given, else evaluation."""
+def _run(model, loader, loss_fn, metric_fns: dict, device, optimizer, bar=None,
+         parallel: bool = False) -> dict:
+    """One pass over ``loader``: training steps if ``optimizer`` is given, else evaluation;
+    ``parallel``: the logs cover every rank's examples."""
     was_training = model.training
     model.train(optimizer is not None)
     total, count, outputs, targets = 0.0, 0, [], []
@@ -314,6 +330,8 @@ def _run(model, loader, loss_fn, metric_fns: dict, device, optimizer, bar=None) 
                 bar.update()
     if optimizer is None:
         model.train(was_training)
+    if parallel:
+        total, count, outputs, targets = _gathered(total, count, outputs, targets)
     if count == 0:
         raise ValueError("fit/evaluate: the data has no batches (is it empty, or is drop_last on?)")
     logs = {"loss": total / count}
@@ -344,14 +362,45 @@ def _progress(total: int, label: str, verbose: int):
     return tqdm(total=total, desc=label, unit="batch", leave=True, file=sys.stdout)
 
 
-def _loader(data, batch_size: int, shuffle: bool, generator) -> DataLoader:
+def _loader(data, batch_size: int, shuffle: bool, generator, share: str | None) -> DataLoader:
+    """A DataLoader over ``data``, or with ``share`` over this rank's share of an ``(x, y)``
+    pair: "train", a DistributedSampler (equal shares, so every rank takes as many steps),
+    seeded alike on every rank; "eval", every W-th example (each seen once in all)."""
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return DataLoader(TensorDataset(*data), batch_size=batch_size, shuffle=shuffle,
-                          generator=generator)
+        dataset = TensorDataset(*data)
+        if share is None:
+            return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                              generator=generator)
+        if share == "train":
+            seed = _shared_seed(generator) if shuffle else 0
+            sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed)
+        else:
+            sampler = range(distributed.get_rank(), len(dataset), distributed.get_world_size())
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     raise TypeError(f"expected data as an (x, y) pair of arrays/Tensors or a DataLoader, got a "
                     f"{type(data).__name__}")
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a data-parallel run, or a process on its own."""
+    return not distributed.is_initialized() or distributed.get_rank() == 0
+
+
+def _shared_seed(generator) -> int:
+    """A seed drawn on rank 0 from ``generator`` (default: the global one), given to all."""
+    seed = [int(random.generator_for(np, generator).integers(2 ** 31))]
+    distributed.broadcast_object_list(seed, src=0)
+    return seed[0]
+
+
+def _gathered(total: float, count: int, outputs: list, targets: list) -> tuple:
+    """The sums and outputs of every rank's epoch together (each rank saw its share)."""
+    parts = [None] * distributed.get_world_size()
+    distributed.all_gather_object(parts, (total, count, outputs, targets))
+    return (sum(part[0] for part in parts), sum(part[1] for part in parts),
+            [o for part in parts for o in part[2]], [t for part in parts for t in part[3]])
 
 
 def _metric_functions(metrics) -> dict:

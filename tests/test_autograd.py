@@ -154,6 +154,36 @@ def test_hooks_match_torch_semantics():
         np.testing.assert_allclose(ours, theirs)
 
 
+def test_a_leafs_hook_runs_as_soon_as_its_gradient_is_complete():
+    """As PyTorch's AccumulateGrad: the last layer's weight hook fires before the backward of the
+    earlier layers runs (what lets DDP's all-reduce overlap the backward), once, with the sum."""
+    order = []
+
+    class Marker(Function):
+        """y = x, noting when its backward runs."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, gy):
+            order.append("first layer's backward")
+            return gy
+
+    for engine in (minidl, torch):
+        order.clear()
+        x = engine.tensor([1.0, 2.0], requires_grad=True)
+        w = engine.tensor([3.0, 4.0], requires_grad=True)
+        w.register_hook(lambda g: order.append(("w", g.tolist())))
+        x.register_hook(lambda g: order.append(("x", g.tolist())))
+        middle = Marker.apply(x) if engine is minidl else x * 1
+        if engine is torch:
+            middle.register_hook(lambda g: order.append("first layer's backward"))
+        ((middle * w) * w).sum().backward()  # two edges into w: its hook sees the sum, once
+        assert order == [("w", [6.0, 16.0]), "first layer's backward", ("x", [9.0, 16.0])], engine
+
+
 class WrongCube(Cube):
     @staticmethod
     def backward(ctx, gy):

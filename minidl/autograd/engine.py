@@ -141,6 +141,9 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
         dependencies = _count_dependencies(nodes)
         needed = None if target_keys is None else _nodes_leading_to(nodes, target_keys)
         ready = [node for node in nodes if dependencies[node] == 0]
+        # a hooked leaf's hooks run as soon as its last gradient has come (PyTorch's
+        # AccumulateGrad), so that DDP can start communicating while the walk goes on
+        hooked = {} if targets is not None else _hooked_leaf_edges(dependencies)
         while ready:
             node = ready.pop()
             output_grads = pending.pop(node, None)
@@ -165,6 +168,12 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                     dependencies[parent._ctx] -= 1
                     if dependencies[parent._ctx] == 0:
                         ready.append(parent._ctx)
+                elif parent is not None and id(parent) in hooked:
+                    hooked[id(parent)] -= 1
+                    if hooked[id(parent)] == 0 and id(parent) in leaf_grads:
+                        leaf, gradient = leaf_grads.pop(id(parent))
+                        _deliver(leaf, _run_hooks(leaf, gradient, create_graph), captured,
+                                 create_graph)
             if node._released:  # a freed graph keeps nothing alive (think of a loss kept in a list)
                 node._inputs = ()
         for leaf, gradient in leaf_grads.values():
@@ -173,6 +182,16 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
             _deliver(leaf, gradient, captured, create_graph)
     finally:
         _MODES.grad = previous_mode
+
+
+def _hooked_leaf_edges(dependencies: dict) -> dict:
+    """id(leaf) -> how many graph edges point into it, for the leaves with hooks."""
+    counts: dict = {}
+    for node in dependencies:
+        for parent in node._inputs:
+            if parent is not None and parent._ctx is None and parent._hooks:
+                counts[id(parent)] = counts.get(id(parent), 0) + 1
+    return counts
 
 
 def _deliver(tensor: Tensor, gradient, captured, create_graph: bool) -> None:

@@ -18,3 +18,4 @@ from minidl.nn.sparse import Embedding
 from minidl.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                                    TransformerEncoder, TransformerEncoderLayer)
 from minidl.nn import modules  # noqa: E402  (PyTorch's class paths torch.nn.modules.<module>: re-exports)
+from minidl.nn import parallel  # noqa: E402  (DistributedDataParallel; builds on Module)
