@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .dispatch import is_gpu, pick
+from .dispatch import array_module, cuda_kernel, cupy, cupyx, is_gpu, launch, pick
 
 SQRT_HALF = 1 / math.sqrt(2)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -49,13 +49,13 @@ def erf_reference(x):
 
 def gelu_forward_reference(x, approximate: str = "none"):
     if approximate == "tanh":
-        xp = np if not is_gpu(x) else _cupy()
+        xp = array_module(x)
         return 0.5 * x * (1 + xp.tanh(TANH_K * (x + TANH_C * x**3)))
     return 0.5 * x * (1 + erf(x * SQRT_HALF))
 
 
 def gelu_backward_reference(gy, x, approximate: str = "none"):
-    xp = np if not is_gpu(x) else _cupy()
+    xp = array_module(x)
     if approximate == "tanh":
         t = xp.tanh(TANH_K * (x + TANH_C * x**3))
         slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * TANH_K * (1 + 3 * TANH_C * x * x)
@@ -122,20 +122,12 @@ def _gelu_backward_loop(gy, x, gx, tanh_form, constants):
         gx[i] = gy[i] * slope
 
 
-def _cupy():
-    import cupy
-
-    return cupy
-
-
 def erf_cupy(x):
-    from cupyx.scipy.special import erf as cupy_erf
-
-    return cupy_erf(x)
+    return cupyx().scipy.special.erf(x)
 
 
 CUDA_SOURCES = {
-    # grid-stride loops over n elements, in double; T is the element type (see CUDA_PRELUDE)
+    # grid-stride loops over n elements, in double; T is the element type (dispatch.cuda_prelude)
     "minidl_gelu_forward": r"""
 extern "C" __global__ void minidl_gelu_forward(const T* x, T* y, long long n, int tanh_form) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
@@ -166,36 +158,22 @@ extern "C" __global__ void minidl_gelu_backward(const T* gy, const T* x, T* gx, 
 }
 """,
 }
-CUDA_PRELUDE = "typedef float T;\n"  # the sources' element type (float32's; _launch varies it)
-CUDA_TYPES = {"float32": "float", "float64": "double"}
-_compiled: dict = {}
-
-
-def _launch(name: str, n: int, *args) -> None:
-    import cupy
-
-    key = (name, str(args[0].dtype))
-    if key not in _compiled:
-        source = f"typedef {CUDA_TYPES[key[1]]} T;\n" + CUDA_SOURCES[name]
-        _compiled[key] = cupy.RawKernel(source, name)
-    if n:
-        blocks = min(-(-n // 256), 65535)
-        _compiled[key]((blocks,), (256,), args)
 
 
 def gelu_forward_cupy(x, approximate: str = "none"):
-    cupy = _cupy()
-    x = cupy.ascontiguousarray(x)
-    y = cupy.empty_like(x)
-    _launch("minidl_gelu_forward", x.size, x, y, np.int64(x.size), np.int32(MODES[approximate]))
+    xp = cupy()
+    x = xp.ascontiguousarray(x)
+    y = xp.empty_like(x)
+    kernel = cuda_kernel(CUDA_SOURCES["minidl_gelu_forward"], "minidl_gelu_forward", x.dtype)
+    launch(kernel, x.size, x, y, np.int64(x.size), np.int32(MODES[approximate]))
     return y
 
 
 def gelu_backward_cupy(gy, x, approximate: str = "none"):
-    cupy = _cupy()
-    x = cupy.ascontiguousarray(x)
-    gy = cupy.ascontiguousarray(cupy.broadcast_to(gy, x.shape), dtype=x.dtype)
-    gx = cupy.empty_like(x)
-    form = np.int32(MODES[approximate])
-    _launch("minidl_gelu_backward", x.size, gy, x, gx, np.int64(x.size), form)
+    xp = cupy()
+    x = xp.ascontiguousarray(x)
+    gy = xp.ascontiguousarray(xp.broadcast_to(gy, x.shape), dtype=x.dtype)
+    gx = xp.empty_like(x)
+    kernel = cuda_kernel(CUDA_SOURCES["minidl_gelu_backward"], "minidl_gelu_backward", x.dtype)
+    launch(kernel, x.size, gy, x, gx, np.int64(x.size), np.int32(MODES[approximate]))
     return gx

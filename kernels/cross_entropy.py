@@ -23,7 +23,7 @@ import types
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from .dispatch import is_gpu, pick
+from .dispatch import THREADS, array_module, cuda_kernel, cupy, launch, launch_rows, pick
 
 PARALLEL_MIN_SIZE = 1 << 15  # below this many logits, starting threads costs more than it saves
 
@@ -78,11 +78,11 @@ def softmax_exp(shifted):
     <= 0, any shape): the vectorised ``exp_nonpositive`` on CPU, where NumPy's float32 exp took 4.1
     ms on (16, 4, 128, 128) scores and it 0.8 ms; the array module's exp elsewhere (CuPy's is one
     elementwise kernel)."""
-    return pick(shifted, softmax_exp_reference, softmax_exp_numba, softmax_exp_reference)(shifted)
+    return pick(shifted, softmax_exp_reference, softmax_exp_numba)(shifted)
 
 
 def softmax_exp_reference(shifted):
-    return _array_module(shifted).exp(shifted)
+    return array_module(shifted).exp(shifted)
 
 
 def softmax_exp_numba(shifted):
@@ -94,16 +94,8 @@ def softmax_exp_numba(shifted):
     return out
 
 
-def _array_module(array):
-    if is_gpu(array):
-        import cupy
-
-        return cupy
-    return np
-
-
 def forward_reference(logits, target, weight, ignore_index, label_smoothing):
-    xp = _array_module(logits)
+    xp = array_module(logits)
     check_inputs(logits, target, weight)
     C = logits.shape[1]
     check_targets(xp, target, C, ignore_index)
@@ -120,7 +112,7 @@ def forward_reference(logits, target, weight, ignore_index, label_smoothing):
 
 
 def backward_reference(probs, target, weight, ignore_index, label_smoothing, grow):
-    xp = _array_module(probs)
+    xp = array_module(probs)
     check_inputs(probs, target, weight, grow)
     M, C = probs.shape
     check_targets(xp, target, C, ignore_index)
@@ -320,14 +312,8 @@ _backward_parallel, _backward_serial = _parallel_and_serial(_backward_rows)
 
 
 # ----- CuPy (GPU) --------------------------------------------------------------------------------
-_COMMON = r"""
-#ifndef MINIDL_REAL
-#define MINIDL_REAL float
-#endif
-typedef MINIDL_REAL real;  // float by default; -DMINIDL_REAL=double for float64
-"""
-
-FORWARD_SOURCE = _COMMON + r"""
+# T is the element type (dispatch.cuda_prelude); the sums are in double
+FORWARD_SOURCE = r"""
 // one block per row; blockDim.x is a power of two; shared memory holds blockDim.x doubles
 __device__ double minidl_block_reduce(double value, double* shared, bool take_max) {
     shared[threadIdx.x] = value;
@@ -346,12 +332,12 @@ __device__ double minidl_block_reduce(double value, double* shared, bool take_ma
 }
 
 extern "C" __global__ void minidl_cross_entropy_forward(
-        const real* logits, const long long* target, const real* weight, long long ignore_index,
-        double smoothing, long long classes, real* loss, real* probs) {
+        const T* logits, const long long* target, const T* weight, long long ignore_index,
+        double smoothing, long long classes, T* loss, T* probs) {
     extern __shared__ double shared[];
     const long long row = blockIdx.x;
-    const real* x = logits + row * classes;
-    real* p = probs + row * classes;
+    const T* x = logits + row * classes;
+    T* p = probs + row * classes;
     double high = -INFINITY;
     for (long long c = threadIdx.x; c < classes; c += blockDim.x) high = fmax(high, (double)x[c]);
     high = minidl_block_reduce(high, shared, true);
@@ -361,34 +347,34 @@ extern "C" __global__ void minidl_cross_entropy_forward(
     const double lse = high + log(total);
     double smooth = 0.0;
     for (long long c = threadIdx.x; c < classes; c += blockDim.x) {
-        p[c] = (real)exp((double)x[c] - lse);
+        p[c] = (T)exp((double)x[c] - lse);
         smooth += (double)weight[c] * (lse - (double)x[c]);
     }
     smooth = minidl_block_reduce(smooth, shared, false);
     if (threadIdx.x == 0) {
         const long long t = target[row];
-        loss[row] = t == ignore_index ? (real)0 : (real)((1.0 - smoothing) * (double)weight[t]
+        loss[row] = t == ignore_index ? (T)0 : (T)((1.0 - smoothing) * (double)weight[t]
                     * (lse - (double)x[t]) + smoothing / classes * smooth);
     }
 }
 """
 
-BACKWARD_SOURCE = _COMMON + r"""
+BACKWARD_SOURCE = r"""
 extern "C" __global__ void minidl_cross_entropy_backward(
-        const real* probs, const long long* target, const real* weight, long long ignore_index,
-        double smoothing, double weight_sum, const real* grow, long long rows, long long classes,
-        real* gx) {
+        const T* probs, const long long* target, const T* weight, long long ignore_index,
+        double smoothing, double weight_sum, const T* grow, long long rows, long long classes,
+        T* gx) {
     const long long size = rows * classes;
     for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < size;
          k += (long long)gridDim.x * blockDim.x) {
         const long long row = k / classes, c = k % classes, t = target[row];
-        if (t == ignore_index) { gx[k] = (real)0; continue; }
+        if (t == ignore_index) { gx[k] = (T)0; continue; }
         const double g = (double)grow[row];
         const double hit = g * (1.0 - smoothing) * (double)weight[t];
         double value = (double)probs[k] * (hit + g * smoothing / classes * weight_sum)
                        - g * smoothing / classes * (double)weight[c];
         if (c == t) value -= hit;
-        gx[k] = (real)value;
+        gx[k] = (T)value;
     }
 }
 """
@@ -397,57 +383,34 @@ CUDA_SOURCES = {
     "minidl_cross_entropy_forward": FORWARD_SOURCE,
     "minidl_cross_entropy_backward": BACKWARD_SOURCE,
 }
-_compiled: dict = {}
-_THREADS = 256
-
-
-def _cuda_kernel(name: str, dtype):
-    """The RawKernel ``name`` for ``dtype`` (float32 or float64), compiled once and cached."""
-    import cupy
-
-    key = (name, np.dtype(dtype).name)
-    if key not in _compiled:
-        c_type = "double" if np.dtype(dtype) == np.float64 else "float"
-        options = (f"-DMINIDL_REAL={c_type}",)
-        _compiled[key] = cupy.RawKernel(CUDA_SOURCES[name], name, options=options)
-    return _compiled[key]
 
 
 def forward_cupy(logits, target, weight, ignore_index, label_smoothing):
-    import cupy
-
+    xp = cupy()
     check_inputs(logits, target, weight)
-    check_targets(cupy, target, logits.shape[1], ignore_index)
-    logits = cupy.ascontiguousarray(logits)
+    check_targets(xp, target, logits.shape[1], ignore_index)
+    logits = xp.ascontiguousarray(logits)
     M, C = logits.shape
-    loss = cupy.empty(M, dtype=logits.dtype)
-    probs = cupy.empty_like(logits)
-    if M:
-        kernel = _cuda_kernel("minidl_cross_entropy_forward", logits.dtype)
-        kernel((M,), (_THREADS,), (logits, cupy.ascontiguousarray(target, dtype=cupy.int64),
-                                   cupy.ascontiguousarray(weight, dtype=logits.dtype),
-                                   np.int64(ignore_index),
-                                   np.float64(label_smoothing), np.int64(C), loss, probs),
-               shared_mem=_THREADS * 8)
+    loss = xp.empty(M, dtype=logits.dtype)
+    probs = xp.empty_like(logits)
+    kernel = cuda_kernel(FORWARD_SOURCE, "minidl_cross_entropy_forward", logits.dtype)
+    launch_rows(kernel, M, logits, xp.ascontiguousarray(target, dtype=np.int64),
+                xp.ascontiguousarray(weight, dtype=logits.dtype), np.int64(ignore_index),
+                np.float64(label_smoothing), np.int64(C), loss, probs,
+                shared_mem=THREADS * 8)  # a double per thread for the block reductions
     return loss, probs
 
 
 def backward_cupy(probs, target, weight, ignore_index, label_smoothing, grow):
-    import cupy
-
+    xp = cupy()
     check_inputs(probs, target, weight, grow)
     M, C = probs.shape
-    check_targets(cupy, target, C, ignore_index)
-    probs = cupy.ascontiguousarray(probs)  # the kernel indexes it flat
-    gx = cupy.empty_like(probs)
-    if M:
-        kernel = _cuda_kernel("minidl_cross_entropy_backward", probs.dtype)
-        blocks = min((M * C + _THREADS - 1) // _THREADS, 65535)
-        kernel((blocks,), (_THREADS,), (probs, cupy.ascontiguousarray(target, dtype=cupy.int64),
-                                        cupy.ascontiguousarray(weight, dtype=probs.dtype),
-                                        np.int64(ignore_index),
-                                        np.float64(label_smoothing),
-                                        np.float64(float(weight.sum())),
-                                        cupy.ascontiguousarray(grow, dtype=probs.dtype),
-                                        np.int64(M), np.int64(C), gx))
+    check_targets(xp, target, C, ignore_index)
+    probs = xp.ascontiguousarray(probs)  # the kernel indexes it flat
+    gx = xp.empty_like(probs)
+    kernel = cuda_kernel(BACKWARD_SOURCE, "minidl_cross_entropy_backward", probs.dtype)
+    launch(kernel, M * C, probs, xp.ascontiguousarray(target, dtype=np.int64),
+           xp.ascontiguousarray(weight, dtype=probs.dtype), np.int64(ignore_index),
+           np.float64(label_smoothing), np.float64(float(weight.sum())),
+           xp.ascontiguousarray(grow, dtype=probs.dtype), np.int64(M), np.int64(C), gx)
     return gx

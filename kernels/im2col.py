@@ -16,8 +16,9 @@ the right operand of ONE GEMM for the whole batch: a few large GEMMs keep BLAS b
 N small ones spends its time starting threads.
 
 The NumPy reference loops over kernel offsets (any number of dims) copying one strided slice each.
-The Numba and CUDA kernels promote 1- and 2-d windows to 3-d (leading dims of size 1), so a single
-loop nest serves all three ranks.
+On CPU im2col is that reference (``cpu=None``): a Numba loop measured up to 2x slower right after a
+GEMM and was removed (benchmarks/results/kernels.md, "Removed"). col2im's Numba loop and both CUDA
+kernels promote 1- and 2-d windows to 3-d (``windows.as_3d``), so one loop nest serves all ranks.
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ import itertools
 import numpy as np
 from numba import njit, prange
 
-from .dispatch import is_gpu, pick
+from .dispatch import array_module, cuda_kernel, cupy, launch, pick
+from .windows import as_3d, offset_slices, pads_to_fit
 
 
 def im2col(
     x, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple, output_size: tuple
 ):
     """Gather sliding windows: (N, C, *size) -> (C, *kernel_size, N, *output_size)."""
-    # CPU: the reference's one strided slice copy per kernel offset beats the Numba loop (measured:
-    # 3 ms vs 5 ms for a (64, 32, 14, 14) input and a 3x3 window), so both modes use it
-    implementation = pick(x, im2col_reference, im2col_reference, im2col_cupy)
+    implementation = pick(x, im2col_reference, gpu=im2col_cupy)
     return implementation(x, kernel_size, stride, padding, dilation, output_size)
 
 
@@ -45,6 +45,11 @@ def col2im(col, size: tuple, stride: tuple, padding: tuple, dilation: tuple):
     return pick(col, col2im_reference, col2im_numba, col2im_cupy)(
         col, size, stride, padding, dilation
     )
+
+
+def _col_layout(col, dims: int) -> tuple:
+    """(C, kernel_size, N, output_size) of a col (C, *kernel_size, N, *output_size)."""
+    return col.shape[0], col.shape[1 : 1 + dims], col.shape[1 + dims], col.shape[2 + dims :]
 
 
 def _check_steps(stride, dilation) -> None:
@@ -58,34 +63,6 @@ def _check_steps(stride, dilation) -> None:
 # ----- NumPy reference (also CuPy array code on GPU) ----------------------------------------------
 
 
-def _array_module(array):
-    if is_gpu(array):
-        import cupy
-
-        return cupy
-    return np
-
-
-def _pads(size, kernel_size, stride, padding, dilation, output_size) -> list:
-    """(low, high) zero padding per dim that makes every window of the output grid fit."""
-    return [
-        (p, max(0, (o - 1) * s + (k - 1) * d + 1 - p - n))
-        for n, k, s, p, d, o in zip(size, kernel_size, stride, padding, dilation, output_size)
-    ]
-
-
-def _windows(kernel_size, stride, dilation, output_size):
-    """For each kernel offset: the offset and the strided slices of the padded input it reads."""
-    for offset in itertools.product(*(range(k) for k in kernel_size)):
-        yield (
-            offset,
-            tuple(
-                slice(j * d, j * d + (o - 1) * s + 1, s)
-                for j, d, o, s in zip(offset, dilation, output_size, stride)
-            ),
-        )
-
-
 def _batch_first(col, dims: int):
     """A view of col (C, *K, N, *O) with axes (N, C, *K, *O)."""
     return col.transpose(
@@ -94,32 +71,26 @@ def _batch_first(col, dims: int):
 
 
 def im2col_reference(x, kernel_size, stride, padding, dilation, output_size):
-    xp = _array_module(x)
+    xp = array_module(x)
     N, C, *size = x.shape
-    pads = _pads(size, kernel_size, stride, padding, dilation, output_size)
+    pads = pads_to_fit(size, kernel_size, stride, padding, dilation, output_size)
     padded = xp.pad(x, [(0, 0), (0, 0)] + pads)  # (N, C, *padded size)
     col = xp.empty((C, *kernel_size, N, *output_size), dtype=x.dtype)
     view = _batch_first(col, len(size))  # (N, C, *K, *O)
-    for offset, window in _windows(kernel_size, stride, dilation, output_size):
+    for offset, window in offset_slices(kernel_size, stride, dilation, output_size):
         view[(slice(None), slice(None)) + offset] = padded[(Ellipsis,) + window]  # (N, C, *O)
     return col
 
 
 def col2im_reference(col, size, stride, padding, dilation):
-    xp = _array_module(col)
-    dims = len(size)
-    C, kernel_size, N, output_size = (
-        col.shape[0],
-        col.shape[1 : 1 + dims],
-        col.shape[1 + dims],
-        col.shape[2 + dims :],
-    )
-    pads = _pads(size, kernel_size, stride, padding, dilation, output_size)
+    xp = array_module(col)
+    C, kernel_size, N, output_size = _col_layout(col, len(size))
+    pads = pads_to_fit(size, kernel_size, stride, padding, dilation, output_size)
     padded = xp.zeros(
         (N, C) + tuple(n + lo + hi for n, (lo, hi) in zip(size, pads)), dtype=col.dtype
     )
-    view = _batch_first(col, dims)  # (N, C, *K, *O)
-    for offset, window in _windows(kernel_size, stride, dilation, output_size):
+    view = _batch_first(col, len(size))  # (N, C, *K, *O)
+    for offset, window in offset_slices(kernel_size, stride, dilation, output_size):
         # within one offset the windows' pixels are distinct, so a plain += accumulates correctly
         padded[(Ellipsis,) + window] += view[(slice(None), slice(None)) + offset]
     return padded[(Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, pads))].copy()
@@ -128,66 +99,22 @@ def col2im_reference(col, size, stride, padding, dilation):
 # ----- Numba (CPU) --------------------------------------------------------------------------------
 
 
-def _as_3d(values: tuple, fill: int) -> tuple:
-    """A per-dim tuple padded at the front to 3 dims (a 2-d window is a 3-d one of depth 1)."""
-    if len(values) > 3:
-        raise ValueError(f"im2col/col2im: the Numba and CUDA kernels take 1 to 3 spatial dims, "
-                         f"got {len(values)}: {tuple(values)}")
-    return (fill,) * (3 - len(values)) + tuple(int(v) for v in values)
-
-
-def im2col_numba(x, kernel_size, stride, padding, dilation, output_size):
-    N, C, *size = x.shape
-    x3 = np.ascontiguousarray(x).reshape((N, C) + _as_3d(size, 1))  # (N, C, D, H, W)
-    col = np.empty((C,) + _as_3d(kernel_size, 1) + (N,) + _as_3d(output_size, 1), dtype=x.dtype)
-    _im2col_loop(x3, col, _as_3d(stride, 1), _as_3d(padding, 0), _as_3d(dilation, 1))
-    return col.reshape((C, *kernel_size, N, *output_size))
-
-
 def col2im_numba(col, size, stride, padding, dilation):
     _check_steps(stride, dilation)
     dims = len(size)
-    C, kernel_size, N, output_size = (
-        col.shape[0],
-        col.shape[1 : 1 + dims],
-        col.shape[1 + dims],
-        col.shape[2 + dims :],
-    )
+    C, kernel_size, N, output_size = _col_layout(col, dims)
     col3 = np.ascontiguousarray(col).reshape(
-        (C,) + _as_3d(kernel_size, 1) + (N,) + _as_3d(output_size, 1)
-    )
-    pads = _pads(size, kernel_size, stride, padding, dilation, output_size)
+        (C,) + as_3d(kernel_size, 1, "col2im") + (N,) + as_3d(output_size, 1, "col2im")
+    )  # (C, KD, KH, KW, N, OD, OH, OW)
+    pads = pads_to_fit(size, kernel_size, stride, padding, dilation, output_size)
     # accumulate into the padded planes, where every window fits: the loop needs no bounds checks
     padded = np.zeros(
-        (N, C) + _as_3d([n + lo + hi for n, (lo, hi) in zip(size, pads)], 1), dtype=col.dtype
+        (N, C) + as_3d([n + lo + hi for n, (lo, hi) in zip(size, pads)], 1, "col2im"),
+        dtype=col.dtype,
     )  # (N, C, Dp, Hp, Wp)
-    _col2im_loop(col3, padded, _as_3d(stride, 1), _as_3d(dilation, 1))
+    _col2im_loop(col3, padded, as_3d(stride, 1, "col2im"), as_3d(dilation, 1, "col2im"))
     inside = tuple(slice(lo, lo + n) for n, (lo, _) in zip(size, pads))
     return padded.reshape((N, C) + padded.shape[5 - dims :])[(Ellipsis,) + inside].copy()
-
-
-@njit(cache=True, parallel=True)
-def _im2col_loop(x, col, stride, padding, dilation):
-    # parallel over (channel, kernel offset, image): each task fills its own (OD, OH, OW) block
-    N, C, D, H, W = x.shape
-    KD, KH, KW, _, OD, OH, OW = col.shape[1:]
-    for task in prange(C * KD * KH * KW * N):
-        n = task % N
-        kw = task // N % KW
-        kh = task // (N * KW) % KH
-        kd = task // (N * KW * KH) % KD
-        c = task // (N * KW * KH * KD)
-        for od in range(OD):
-            i = od * stride[0] - padding[0] + kd * dilation[0]
-            for oh in range(OH):
-                j = oh * stride[1] - padding[1] + kh * dilation[1]
-                inside = 0 <= i < D and 0 <= j < H
-                for ow in range(OW):
-                    k = ow * stride[2] - padding[2] + kw * dilation[2]
-                    if inside and 0 <= k < W:
-                        col[c, kd, kh, kw, n, od, oh, ow] = x[n, c, i, j, k]
-                    else:
-                        col[c, kd, kh, kw, n, od, oh, ow] = 0
 
 
 @njit(cache=True, parallel=True)
@@ -218,7 +145,7 @@ def _col2im_loop(col, padded, stride, dilation):
                                         target[ow * SW + kw * DW] += row[ow]
 
 
-# ----- CuPy (GPU) ---------------------------------------------------------------------------------
+# ----- CuPy (GPU): T is the element type (dispatch.cuda_prelude) --------------------------------
 
 # geometry, int64[20], 1-/2-d promoted to 3-d:
 # N, C, size[3], kernel[3], out[3], stride[3], pad[3], dil[3]
@@ -240,8 +167,8 @@ IM2COL_SOURCE = (
     _GEOMETRY
     + r"""
 // one thread per col element (c, kd, kh, kw, n, od, oh, ow): a gather, no write conflicts
-template <typename T>
-__device__ void im2col(const T* x, T* col, const long long* geometry, long long total) {
+extern "C" __global__ void minidl_im2col(const T* x, T* col, const long long* geometry,
+                                         long long total) {
     Geometry g = load_geometry(geometry);
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;
@@ -258,15 +185,6 @@ __device__ void im2col(const T* x, T* col, const long long* geometry, long long 
     }
     col[index] = x[offset];
 }
-
-extern "C" __global__ void minidl_im2col_float32(
-    const float* x, float* col, const long long* g, long long total) {
-    im2col(x, col, g, total);
-}
-extern "C" __global__ void minidl_im2col_float64(
-    const double* x, double* col, const long long* g, long long total) {
-    im2col(x, col, g, total);
-}
 """
 )
 
@@ -275,8 +193,8 @@ COL2IM_SOURCE = (
     + r"""
 // one thread per image element (n, c, d, h, w): it gathers every col entry read from it, so the
 // sum needs no atomics and is deterministic
-template <typename T>
-__device__ void col2im(const T* col, T* x, const long long* geometry, long long total) {
+extern "C" __global__ void minidl_col2im(const T* col, T* x, const long long* geometry,
+                                         long long total) {
     Geometry g = load_geometry(geometry);
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;
@@ -300,96 +218,41 @@ __device__ void col2im(const T* col, T* x, const long long* geometry, long long 
     }
     x[index] = sum;
 }
-
-extern "C" __global__ void minidl_col2im_float32(
-    const float* col, float* x, const long long* g, long long total) {
-    col2im(col, x, g, total);
-}
-extern "C" __global__ void minidl_col2im_float64(
-    const double* col, double* x, const long long* g, long long total) {
-    col2im(col, x, g, total);
-}
 """
 )
 
 CUDA_SOURCES = {"minidl_im2col": IM2COL_SOURCE, "minidl_col2im": COL2IM_SOURCE}
-_compiled: dict = {}
 
 
-def _cuda_kernel(op: str, dtype):
-    """The compiled ``minidl_<op>_<dtype>`` kernel, built on first use and cached."""
-    import cupy
-
-    if np.dtype(dtype).name not in ("float32", "float64"):
-        raise TypeError(
-            f"{op}: the CUDA kernel supports float32 and float64, got {np.dtype(dtype)}"
-        )
-    name = f"minidl_{op}_{np.dtype(dtype).name}"
-    if name not in _compiled:
-        _compiled[name] = cupy.RawKernel(CUDA_SOURCES[f"minidl_{op}"], name)
-    return _compiled[name]
-
-
-def _launch(op: str, source, target, threads_over, geometry: tuple) -> None:
-    """Run ``minidl_<op>`` with one thread per element of ``threads_over``."""
-    import cupy
-
-    total, threads = threads_over.size, 256
-    if total == 0:
-        return
-    geometry = cupy.asarray(np.array(geometry, dtype=np.int64))
-    kernel = _cuda_kernel(op, target.dtype)
-    kernel(
-        ((total + threads - 1) // threads,), (threads,), (source, target, geometry, np.int64(total))
-    )
-
-
-def _geometry(N, C, size, kernel_size, output_size, stride, padding, dilation) -> tuple:
-    return (
-        (N, C)
-        + _as_3d(size, 1)
-        + _as_3d(kernel_size, 1)
-        + _as_3d(output_size, 1)
-        + _as_3d(stride, 1)
-        + _as_3d(padding, 0)
-        + _as_3d(dilation, 1)
-    )
+def _launch(name: str, source, target, N: int, C: int, size, kernel_size, output_size, stride,
+            padding, dilation) -> None:
+    """Run ``name`` from ``source`` into ``target``, one thread per element of ``target``; the
+    geometry goes as an int64[20] of 3-d values: N, C, size, kernel, out, stride, pad, dil."""
+    xp = cupy()
+    per_dim = ((size, 1), (kernel_size, 1), (output_size, 1), (stride, 1), (padding, 0),
+               (dilation, 1))  # with as_3d's fill: 1 for sizes and steps, 0 for padding
+    promoted = itertools.chain(*(as_3d(values, fill, name) for values, fill in per_dim))
+    geometry = xp.asarray(np.array([N, C, *promoted], dtype=np.int64))  # int64[20]
+    kernel = cuda_kernel(CUDA_SOURCES[name], name, target.dtype)
+    launch(kernel, target.size, source, target, geometry, np.int64(target.size))
 
 
 def im2col_cupy(x, kernel_size, stride, padding, dilation, output_size):
-    import cupy
-
+    xp = cupy()
     N, C, *size = x.shape
-    x = cupy.ascontiguousarray(x)
-    col = cupy.empty((C, *kernel_size, N, *output_size), dtype=x.dtype)
-    _launch(
-        "im2col",
-        x,
-        col,
-        col,
-        _geometry(N, C, size, kernel_size, output_size, stride, padding, dilation),
-    )
+    x = xp.ascontiguousarray(x)
+    col = xp.empty((C, *kernel_size, N, *output_size), dtype=x.dtype)
+    _launch("minidl_im2col", x, col, N, C, size, kernel_size, output_size, stride, padding,
+            dilation)
     return col
 
 
 def col2im_cupy(col, size, stride, padding, dilation):
-    import cupy
-
+    xp = cupy()
     _check_steps(stride, dilation)
-    dims = len(size)
-    C, kernel_size, N, output_size = (
-        col.shape[0],
-        col.shape[1 : 1 + dims],
-        col.shape[1 + dims],
-        col.shape[2 + dims :],
-    )
-    col = cupy.ascontiguousarray(col)
-    x = cupy.empty((N, C, *size), dtype=col.dtype)
-    _launch(
-        "col2im",
-        col,
-        x,
-        x,
-        _geometry(N, C, size, kernel_size, output_size, stride, padding, dilation),
-    )
+    C, kernel_size, N, output_size = _col_layout(col, len(size))
+    col = xp.ascontiguousarray(col)
+    x = xp.empty((N, C, *size), dtype=col.dtype)
+    _launch("minidl_col2im", col, x, N, C, size, kernel_size, output_size, stride, padding,
+            dilation)
     return x

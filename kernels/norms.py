@@ -7,10 +7,9 @@ The forward returns ``y = x̂·w + b`` with ``x̂ = (x - μ)/sqrt(σ² + eps)`` 
 The Numba kernels make one or two passes per channel, in parallel over channels, with float64
 sums. Measured on a shared 2-core machine (benchmarks/kernels.py, (64, 32, 28, 28)): forward
 2.2x, backward 1.6-3.8x faster than the array code (earlier runs, through ``batch_norm``:
-1.1-1.15x for forward+backward). The CuPy batch-norm versions are the array code (two
-reductions per channel; no GPU here to measure a RawKernel against), named ``*_cupy`` so the
-dispatcher lists three versions. Layer norm's CuPy forward is a RawKernel (one block per row),
-its backward array code.
+1.1-1.15x for forward+backward). On GPU batch norm is the array code (``gpu=None``: two
+reductions per channel; no GPU here to measure a RawKernel against). Layer norm's CuPy forward is
+a RawKernel (one block per row), its backward the array code (``gpu=None``).
 
 Layer-norm kernels work on ``(R, D)`` arrays (R rows normalised over their D features):
 ``y = x̂·w + b``, ``x̂ = (x - μ)·rstd``, ``rstd = 1/sqrt(σ² + eps)`` per row; the backward
@@ -31,10 +30,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .dispatch import pick
+from .dispatch import cuda_kernel, cupy, launch_rows, pick
 
 CUDA_SOURCES = {
-    # one block of 256 threads per row; T is the element type (see CUDA_PRELUDE)
+    # one block of 256 threads (dispatch.THREADS) per row; T is the element type
+    # (dispatch.cuda_prelude)
     "minidl_layer_norm_forward": r"""
 extern "C" __global__ void minidl_layer_norm_forward(
     const T* x, const T* w, const T* b, T* y, T* x_hat, T* rstd, int R, int D, double eps) {
@@ -70,23 +70,17 @@ extern "C" __global__ void minidl_layer_norm_forward(
 }
 """,
 }
-CUDA_PRELUDE = "typedef float T;\n"  # the source's element type (float32's; varied per dtype)
-CUDA_TYPES = {"float32": "float", "float64": "double"}
-_compiled: dict = {}
 
 
 def batch_norm_forward(x, weight, bias, eps: float):
     """(y, x_hat, mean, var): y and x_hat like x ``(N, C, M)``, mean and var ``(C,)``."""
-    return pick(
-        x, batch_norm_forward_reference, batch_norm_forward_numba, batch_norm_forward_cupy
-    )(x, weight, bias, eps)
+    return pick(x, batch_norm_forward_reference, batch_norm_forward_numba)(x, weight, bias, eps)
 
 
 def batch_norm_backward(gy, x_hat, inv_std, weight):
     """(gx, gw, gb): gx like gy ``(N, C, M)``, gw and gb ``(C,)``; ``weight`` may be None."""
-    return pick(
-        gy, batch_norm_backward_reference, batch_norm_backward_numba, batch_norm_backward_cupy
-    )(gy, x_hat, inv_std, weight)
+    return pick(gy, batch_norm_backward_reference, batch_norm_backward_numba)(
+        gy, x_hat, inv_std, weight)
 
 
 def batch_norm_forward_reference(x, weight, bias, eps: float):
@@ -193,16 +187,6 @@ def _batch_norm_backward_loop(gy, x_hat, inv_std, weight, gx, gw, gb):
     return True
 
 
-def batch_norm_forward_cupy(x, weight, bias, eps: float):
-    """Array code (the reference runs unchanged on CuPy arrays)."""
-    return batch_norm_forward_reference(x, weight, bias, eps)
-
-
-def batch_norm_backward_cupy(gy, x_hat, inv_std, weight):
-    """Array code (the reference runs unchanged on CuPy arrays)."""
-    return batch_norm_backward_reference(gy, x_hat, inv_std, weight)
-
-
 def layer_norm_forward(x, weight, bias, eps: float):
     """(y, x_hat, rstd): y and x_hat like x ``(R, D)``, rstd ``(R,)``; weight, bias ``(D,)``."""
     return pick(x, layer_norm_forward_reference, layer_norm_forward_numba, layer_norm_forward_cupy)(
@@ -212,9 +196,8 @@ def layer_norm_forward(x, weight, bias, eps: float):
 
 def layer_norm_backward(gy, x_hat, rstd, weight):
     """(gx, gw, gb): gx like gy ``(R, D)``, gw and gb ``(D,)``; ``weight`` may be None."""
-    return pick(
-        gy, layer_norm_backward_reference, layer_norm_backward_numba, layer_norm_backward_cupy
-    )(gy, x_hat, rstd, weight)
+    return pick(gy, layer_norm_backward_reference, layer_norm_backward_numba)(
+        gy, x_hat, rstd, weight)
 
 
 def layer_norm_forward_reference(x, weight, bias, eps: float):
@@ -308,28 +291,16 @@ def _layer_norm_backward_loop(gy, x_hat, rstd, weight, gx):
 
 def layer_norm_forward_cupy(x, weight, bias, eps: float):
     """One block per row (``minidl_layer_norm_forward``), statistics in double."""
-    import cupy
-
+    xp = cupy()
     _check_shapes("layer_norm forward", "RD", x, weight=(weight, "D"), bias=(bias, "D"))
-    x = cupy.ascontiguousarray(x)
+    x = xp.ascontiguousarray(x)
     R, D = x.shape
-    y, x_hat = cupy.empty_like(x), cupy.empty_like(x)
-    rstd = cupy.empty(R, dtype=x.dtype)
+    y, x_hat = xp.empty_like(x), xp.empty_like(x)
+    rstd = xp.empty(R, dtype=x.dtype)
     # the kernel reads them as T: of another dtype, it would read past their end
-    weight = cupy.ones(D, x.dtype) if weight is None else cupy.ascontiguousarray(weight, x.dtype)
-    bias = cupy.zeros(D, x.dtype) if bias is None else cupy.ascontiguousarray(bias, x.dtype)
-    key = str(x.dtype)
-    if key not in _compiled:
-        source = f"typedef {CUDA_TYPES[key]} T;\n" + CUDA_SOURCES["minidl_layer_norm_forward"]
-        _compiled[key] = cupy.RawKernel(source, "minidl_layer_norm_forward")
-    if R:
-        _compiled[key](
-            (R,), (256,),
-            (x, weight, bias, y, x_hat, rstd, np.int32(R), np.int32(D), np.float64(eps)),
-        )
+    weight = xp.ones(D, x.dtype) if weight is None else xp.ascontiguousarray(weight, x.dtype)
+    bias = xp.zeros(D, x.dtype) if bias is None else xp.ascontiguousarray(bias, x.dtype)
+    name = "minidl_layer_norm_forward"
+    launch_rows(cuda_kernel(CUDA_SOURCES[name], name, x.dtype), R,
+                x, weight, bias, y, x_hat, rstd, np.int32(R), np.int32(D), np.float64(eps))
     return y, x_hat, rstd
-
-
-def layer_norm_backward_cupy(gy, x_hat, rstd, weight):
-    """Array code: three row reductions and two column sums, which CuPy fuses well enough."""
-    return layer_norm_backward_reference(gy, x_hat, rstd, weight)

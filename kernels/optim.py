@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dispatch import is_gpu, pick
+from .dispatch import array_module, cuda_kernel, launch, pick
 
 CUDA_SOURCES = {
-    # one thread per element; T is the element type (see CUDA_PRELUDE)
+    # one thread per element; T is the element type (dispatch.cuda_prelude)
     "minidl_adam_update": r"""
 extern "C" __global__ void minidl_adam_update(
     T* p, const T* g, T* m, T* v, T* v_max, T decay1, T beta2, T decay2, T bias2_root, T eps,
@@ -44,9 +44,6 @@ extern "C" __global__ void minidl_adam_update(
 }
 """,
 }
-CUDA_PRELUDE = "typedef float T;\n"  # the source's element type (float32's; varied per dtype)
-CUDA_TYPES = {"float32": "float", "float64": "double"}
-_compiled: dict = {}
 
 
 def adam_update(p, g, m, v, v_max, *, lr, beta1, beta2, eps, step, work):
@@ -83,7 +80,7 @@ def _check_like_p(p, **arrays) -> None:
 
 def adam_update_reference(p, g, m, v, v_max, constants, work):
     decay1, beta2, decay2, bias2_root, eps, step_size = constants
-    xp = _cupy() if is_gpu(p) else np
+    xp = array_module(p)
     xp.subtract(g, m, out=work)
     work *= decay1
     m += work
@@ -137,29 +134,10 @@ def _adam_loop(p, g, m, v, v_max, amsgrad, decay1, beta2, decay2, bias2_root, ep
     return True
 
 
-def _cupy():
-    import cupy
-
-    return cupy
-
-
 def adam_update_cupy(p, g, m, v, v_max, constants, work):
-    cupy = _cupy()
     _check_like_p(p, g=g, m=m, v=v, v_max=v_max)
     if not all(a is None or a.flags.c_contiguous for a in (p, g, m, v, v_max)):
         adam_update_reference(p, g, m, v, v_max, constants, work)  # the kernel indexes them flat
         return
-    name = np.dtype(p.dtype).name
-    if name not in _compiled:
-        prelude = f"typedef {CUDA_TYPES[name]} T;\n"
-        _compiled[name] = cupy.RawKernel(
-            prelude + CUDA_SOURCES["minidl_adam_update"], "minidl_adam_update"
-        )
-    threads, n = 256, p.size
-    if n == 0:
-        return
-    _compiled[name](
-        ((n + threads - 1) // threads,),
-        (threads,),
-        (p, g, m, v, v if v_max is None else v_max, *constants, np.int64(n)),
-    )
+    kernel = cuda_kernel(CUDA_SOURCES["minidl_adam_update"], "minidl_adam_update", p.dtype)
+    launch(kernel, p.size, p, g, m, v, v if v_max is None else v_max, *constants, np.int64(p.size))

@@ -21,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .dispatch import is_gpu, pick
+from .dispatch import array_module, cuda_kernel, cupy, launch, pick
+from .scatter import index_add_reference
+from .windows import offset_slices, pads_to_fit
 
 
 def max_pool_forward(x, kernel, stride, padding, dilation, out_size):
@@ -60,58 +62,30 @@ def check_argmax_range(xp, index, in_size) -> None:
                          f"{'x'.join(map(str, in_size))} ({plane} elements)")
 
 
-# Average pooling's CPU path is the reference: its strided slice sums measured 2x faster than the
-# Numba loop at (64, 32, 28, 28) k2 (benchmarks/results/kernels.md); the Numba version stays tested.
+# Average pooling's CPU path is the reference (cpu=None): its strided slice sums and a Numba loop
+# measured within noise of each other, neither ahead at every shape (benchmarks/results/kernels.md,
+# "Removed"), so the loop was removed.
 def avg_pool_forward(x, kernel, stride, padding, out_size, count_include_pad):
     """y ``(B, OD, OH, OW)``: the window sums over PyTorch's divisor."""
-    fn = pick(x, avg_pool_forward_reference, avg_pool_forward_reference, avg_pool_forward_cupy)
+    fn = pick(x, avg_pool_forward_reference, gpu=avg_pool_forward_cupy)
     return fn(x, kernel, stride, padding, out_size, count_include_pad)
 
 
 def avg_pool_backward(gy, kernel, stride, padding, in_size, count_include_pad):
     """gx ``(B, D, H, W)``: each gy element spread evenly (gy / divisor) over its window."""
-    fn = pick(gy, avg_pool_backward_reference, avg_pool_backward_reference, avg_pool_backward_cupy)
+    fn = pick(gy, avg_pool_backward_reference, gpu=avg_pool_backward_cupy)
     return fn(gy, kernel, stride, padding, in_size, count_include_pad)
 
 
-def _array_module(array):
-    """NumPy, or CuPy (imported only when a CuPy array arrives)."""
-    if is_gpu(array):
-        import cupy
-
-        return cupy
-    return np
-
-
-def _scatter_add(target, index, values) -> None:
-    if is_gpu(target):
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
-    else:
-        np.add.at(target, index, values)
-
-
 # ----- NumPy references: a loop over kernel offsets, each a strided slice of the padded planes -----
-def _window_slices(offset, stride, dilation, out_size):
-    """The strided slice of the padded planes that kernel offset ``offset`` sees for every output."""
-    return (slice(None),) + tuple(
-        slice(k * d, k * d + (o - 1) * s + 1, s)
-        for k, s, d, o in zip(offset, stride, dilation, out_size)
-    )
-
-
 def _padded(xp, x, padding, kernel, stride, dilation, out_size, fill):
-    """``x`` inside a border of ``fill``: ``padding`` before, and after as far as any window reaches."""
-    after = [
-        max(0, (o - 1) * s + (k - 1) * d + 1 - n - p)
-        for n, k, s, p, d, o in zip(x.shape[1:], kernel, stride, padding, dilation, out_size)
-    ]
-    return xp.pad(x, [(0, 0)] + list(zip(padding, after)), constant_values=fill)
+    """Planes ``x`` (B, D, H, W) inside a border of ``fill`` where every window fits."""
+    border = pads_to_fit(x.shape[1:], kernel, stride, padding, dilation, out_size)
+    return xp.pad(x, [(0, 0)] + border, constant_values=fill)  # (B, Dp, Hp, Wp)
 
 
 def max_pool_forward_reference(x, kernel, stride, padding, dilation, out_size):
-    xp = _array_module(x)
+    xp = array_module(x)
     B, H, W = x.shape[0], x.shape[2], x.shape[3]
     padded = _padded(xp, x, padding, kernel, stride, dilation, out_size, -np.inf)
     inside = _padded(
@@ -119,9 +93,8 @@ def max_pool_forward_reference(x, kernel, stride, padding, dilation, out_size):
     )
     y = xp.full((B,) + tuple(out_size), -np.inf, dtype=x.dtype)
     best = xp.full(y.shape, -1, dtype=np.int64)  # kernel offset number of the max so far
-    for number, offset in enumerate(np.ndindex(*kernel)):
-        where = _window_slices(offset, stride, dilation, out_size)
-        window, valid = padded[where], inside[where]
+    for number, (_, where) in enumerate(offset_slices(kernel, stride, dilation, out_size)):
+        window, valid = padded[(Ellipsis,) + where], inside[(Ellipsis,) + where]  # (B, OD, OH, OW)
         # the first valid element always counts (PyTorch's start index), then strictly larger or NaN
         take = valid & ((window > y) | xp.isnan(window) | (best < 0))
         y = xp.where(take, window, y)
@@ -136,14 +109,14 @@ def max_pool_forward_reference(x, kernel, stride, padding, dilation, out_size):
 
 
 def max_pool_backward_reference(gy, index, in_size):
-    xp = _array_module(gy)
+    xp = array_module(gy)
     check_argmax(gy, index, in_size)
     check_argmax_range(xp, index, in_size)
     B = gy.shape[0]
     gx = xp.zeros((B, int(np.prod(in_size))), dtype=gy.dtype)  # (B, D*H*W)
     plane = int(np.prod(gy.shape[1:]))
     rows = xp.arange(B)[:, None]
-    _scatter_add(gx, (rows, index.reshape(B, plane)), gy.reshape(B, plane))
+    index_add_reference(gx, (rows, index.reshape(B, plane)), gy.reshape(B, plane))
     return gx.reshape((B,) + tuple(in_size))
 
 
@@ -161,19 +134,19 @@ def _divisor(xp, in_size, kernel, stride, padding, out_size, count_include_pad, 
 
 
 def avg_pool_forward_reference(x, kernel, stride, padding, out_size, count_include_pad):
-    xp = _array_module(x)
+    xp = array_module(x)
     ones = (1, 1, 1)
     padded = _padded(xp, x, padding, kernel, stride, ones, out_size, 0)
     total = xp.zeros((x.shape[0],) + tuple(out_size), dtype=x.dtype)
-    for offset in np.ndindex(*kernel):
-        total += padded[_window_slices(offset, stride, ones, out_size)]
+    for _, where in offset_slices(kernel, stride, ones, out_size):
+        total += padded[(Ellipsis,) + where]  # (B, OD, OH, OW)
     return total / _divisor(
         xp, x.shape[1:], kernel, stride, padding, out_size, count_include_pad, x.dtype
     )
 
 
 def avg_pool_backward_reference(gy, kernel, stride, padding, in_size, count_include_pad):
-    xp = _array_module(gy)
+    xp = array_module(gy)
     ones, out_size = (1, 1, 1), gy.shape[1:]
     share = gy / _divisor(
         xp, in_size, kernel, stride, padding, out_size, count_include_pad, gy.dtype
@@ -188,8 +161,8 @@ def avg_pool_backward_reference(gy, kernel, stride, padding, in_size, count_incl
         out_size,
         0,
     )
-    for offset in np.ndindex(*kernel):
-        gx[_window_slices(offset, stride, ones, out_size)] += share
+    for _, where in offset_slices(kernel, stride, ones, out_size):
+        gx[(Ellipsis,) + where] += share  # (B, OD, OH, OW)
     D, H, W = in_size
     return gx[
         :, padding[0] : padding[0] + D, padding[1] : padding[1] + H, padding[2] : padding[2] + W
@@ -322,93 +295,22 @@ def _max_pool_backward_loop(gy, index, gx):
     return bad_indices
 
 
-@njit(cache=True)
-def _window(o, n, k, s, p, count_include_pad):
-    """[start, end) of output o's window clipped to the input, and its length in the divisor."""
-    start = o * s - p
-    end = min(start + k, n + p)
-    length = end - start
-    start, end = max(start, 0), min(end, n)
-    return start, end, (length if count_include_pad else end - start)
-
-
-def avg_pool_forward_numba(x, kernel, stride, padding, out_size, count_include_pad):
-    x = np.ascontiguousarray(x)
-    y = np.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
-    _avg_pool_forward_loop(x, y, tuple(kernel), tuple(stride), tuple(padding), count_include_pad)
-    return y
-
-
-@njit(cache=True, parallel=True)
-def _avg_pool_forward_loop(x, y, kernel, stride, padding, count_include_pad):
-    B, D, H, W = x.shape
-    OD, OH, OW = y.shape[1:]
-    KD, KH, KW = kernel
-    SD, SH, SW = stride
-    PD, PH, PW = padding
-    for b in prange(B):
-        for od in range(OD):
-            d0, d1, nd = _window(od, D, KD, SD, PD, count_include_pad)
-            for oh in range(OH):
-                h0, h1, nh = _window(oh, H, KH, SH, PH, count_include_pad)
-                for ow in range(OW):
-                    w0, w1, nw = _window(ow, W, KW, SW, PW, count_include_pad)
-                    total = x.dtype.type(0)
-                    for d in range(d0, d1):
-                        for h in range(h0, h1):
-                            for w in range(w0, w1):
-                                total += x[b, d, h, w]
-                    y[b, od, oh, ow] = total / (nd * nh * nw)
-
-
-def avg_pool_backward_numba(gy, kernel, stride, padding, in_size, count_include_pad):
-    gx = np.zeros((gy.shape[0],) + tuple(in_size), dtype=gy.dtype)
-    _avg_pool_backward_loop(
-        np.ascontiguousarray(gy),
-        gx,
-        tuple(kernel),
-        tuple(stride),
-        tuple(padding),
-        count_include_pad,
-    )
-    return gx
-
-
-@njit(cache=True, parallel=True)
-def _avg_pool_backward_loop(gy, gx, kernel, stride, padding, count_include_pad):
-    B, D, H, W = gx.shape
-    OD, OH, OW = gy.shape[1:]
-    KD, KH, KW = kernel
-    SD, SH, SW = stride
-    PD, PH, PW = padding
-    for b in prange(B):
-        for od in range(OD):
-            d0, d1, nd = _window(od, D, KD, SD, PD, count_include_pad)
-            for oh in range(OH):
-                h0, h1, nh = _window(oh, H, KH, SH, PH, count_include_pad)
-                for ow in range(OW):
-                    w0, w1, nw = _window(ow, W, KW, SW, PW, count_include_pad)
-                    share = gy[b, od, oh, ow] / (nd * nh * nw)
-                    for d in range(d0, d1):
-                        for h in range(h0, h1):
-                            for w in range(w0, w1):
-                                gx[b, d, h, w] += share
-
-
-# ----- CuPy: one thread per output element; T is typedef'd to float or double when compiled -----
-_GEOMETRY = """
-    const long long ow = i % OW, oh = (i / OW) % OH, od = (i / (OW * OH)) % OD, b = i / (OW * OH * OD);
-    const long long d0 = od * SD - PD, h0 = oh * SH - PH, w0 = ow * SW - PW;
+# ----- CuPy: one thread per output element; T is the element type (dispatch.cuda_prelude) ------
+# a grid-stride loop over the ``count`` outputs (b, od, oh, ow), and where each one's window starts
+_FOR_EACH_OUTPUT = """
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
+         i += (long long)blockDim.x * gridDim.x) {
+        const long long ow = i % OW, oh = (i / OW) % OH, od = (i / (OW * OH)) % OD,
+                        b = i / (OW * OH * OD);
+        const long long d0 = od * SD - PD, h0 = oh * SH - PH, w0 = ow * SW - PW;
 """
 MAX_POOL_FORWARD_SOURCE = (
     """
 extern "C" __global__ void minidl_max_pool_forward(
         const T* x, T* y, long long* index, long long count, int D, int H, int W, int OD, int OH,
         int OW, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DD,
-        int DH, int DW) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
-         i += (long long)blockDim.x * gridDim.x) {"""
-    + _GEOMETRY
+        int DH, int DW) {"""
+    + _FOR_EACH_OUTPUT
     + """
         const T* plane = x + b * D * H * W;
         T best = 0;
@@ -444,24 +346,25 @@ extern "C" __global__ void minidl_max_pool_backward(
     }
 }
 """
+# the average pools' geometry arguments, then each output's window clipped and its divisor
+_AVG_ARGUMENTS = """long long count, int D, int H, int W, int OD, int OH, int OW, int KD,
+        int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, bool count_include_pad) {"""
 _AVG_WINDOW = (
-    _GEOMETRY
+    _FOR_EACH_OUTPUT
     + """
         const long long d1 = min(d0 + KD, (long long)D + PD), h1 = min(h0 + KH, (long long)H + PH),
                         w1 = min(w0 + KW, (long long)W + PW);
         const long long padded = (d1 - d0) * (h1 - h0) * (w1 - w0);
         const long long ds = max(d0, 0LL), hs = max(h0, 0LL), ws = max(w0, 0LL);
-        const long long de = min(d1, (long long)D), he = min(h1, (long long)H), we = min(w1, (long long)W);
+        const long long de = min(d1, (long long)D), he = min(h1, (long long)H),
+                        we = min(w1, (long long)W);
         const T divisor = count_include_pad ? padded : (de - ds) * (he - hs) * (we - ws);
 """
 )
 AVG_POOL_FORWARD_SOURCE = (
     """
-extern "C" __global__ void minidl_avg_pool_forward(
-        const T* x, T* y, long long count, int D, int H, int W, int OD, int OH, int OW, int KD,
-        int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, bool count_include_pad) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
-         i += (long long)blockDim.x * gridDim.x) {"""
+extern "C" __global__ void minidl_avg_pool_forward(const T* x, T* y, """
+    + _AVG_ARGUMENTS
     + _AVG_WINDOW
     + """
         const T* plane = x + b * D * H * W;
@@ -476,11 +379,8 @@ extern "C" __global__ void minidl_avg_pool_forward(
 )
 AVG_POOL_BACKWARD_SOURCE = (
     """
-extern "C" __global__ void minidl_avg_pool_backward(
-        const T* gy, T* gx, long long count, int D, int H, int W, int OD, int OH, int OW, int KD,
-        int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, bool count_include_pad) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
-         i += (long long)blockDim.x * gridDim.x) {"""
+extern "C" __global__ void minidl_avg_pool_backward(const T* gy, T* gx, """
+    + _AVG_ARGUMENTS
     + _AVG_WINDOW
     + """
         T* plane = gx + b * D * H * W;
@@ -498,22 +398,6 @@ CUDA_SOURCES = {
     "minidl_avg_pool_forward": AVG_POOL_FORWARD_SOURCE,
     "minidl_avg_pool_backward": AVG_POOL_BACKWARD_SOURCE,
 }
-CUDA_TYPES = {"float32": "float", "float64": "double"}
-CUDA_PRELUDE = "typedef float T;\n"  # what the sources expect before them (float32's; _launch varies it)
-_compiled = {}
-
-
-def _launch(name, dtype, count, *args):
-    """Compile ``name`` for ``dtype`` once (cached) and run it with a grid covering ``count`` items."""
-    import cupy
-
-    key = (name, str(dtype))
-    if key not in _compiled:
-        source = f"typedef {CUDA_TYPES[str(dtype)]} T;\n" + CUDA_SOURCES[name]
-        _compiled[key] = cupy.RawKernel(source, name)
-    if count:
-        blocks = min((count + 255) // 256, 65535)
-        _compiled[key]((blocks,), (256,), args)
 
 
 def _ints(*tuples):
@@ -521,77 +405,43 @@ def _ints(*tuples):
 
 
 def max_pool_forward_cupy(x, kernel, stride, padding, dilation, out_size):
-    import cupy
-
-    x = cupy.ascontiguousarray(x)
-    y = cupy.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
-    index = cupy.empty(y.shape, dtype=cupy.int64)
-    _launch(
-        "minidl_max_pool_forward",
-        x.dtype,
-        y.size,
-        x,
-        y,
-        index,
-        np.int64(y.size),
-        *_ints(x.shape[1:], out_size, kernel, stride, padding, dilation),
-    )
+    xp = cupy()
+    x = xp.ascontiguousarray(x)
+    y = xp.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
+    index = xp.empty(y.shape, dtype=np.int64)
+    geometry = _ints(x.shape[1:], out_size, kernel, stride, padding, dilation)
+    launch(cuda_kernel(MAX_POOL_FORWARD_SOURCE, "minidl_max_pool_forward", x.dtype), y.size,
+           x, y, index, np.int64(y.size), *geometry)
     return y, index
 
 
 def max_pool_backward_cupy(gy, index, in_size):
-    import cupy
-
+    xp = cupy()
     check_argmax(gy, index, in_size)
-    check_argmax_range(cupy, index, in_size)
-    gy, index = cupy.ascontiguousarray(gy), cupy.ascontiguousarray(index, dtype=cupy.int64)
-    gx = cupy.zeros((gy.shape[0],) + tuple(in_size), dtype=gy.dtype)
+    check_argmax_range(xp, index, in_size)
+    gy, index = xp.ascontiguousarray(gy), xp.ascontiguousarray(index, dtype=np.int64)
+    gx = xp.zeros((gy.shape[0],) + tuple(in_size), dtype=gy.dtype)
     plane_out, plane_in = int(np.prod(gy.shape[1:])), int(np.prod(in_size))
-    _launch(
-        "minidl_max_pool_backward",
-        gy.dtype,
-        gy.size,
-        gy,
-        index,
-        gx,
-        np.int64(gy.size),
-        np.int64(plane_out),
-        np.int64(plane_in),
-    )
+    launch(cuda_kernel(MAX_POOL_BACKWARD_SOURCE, "minidl_max_pool_backward", gy.dtype), gy.size,
+           gy, index, gx, np.int64(gy.size), np.int64(plane_out), np.int64(plane_in))
     return gx
 
 
 def avg_pool_forward_cupy(x, kernel, stride, padding, out_size, count_include_pad):
-    import cupy
-
-    x = cupy.ascontiguousarray(x)
-    y = cupy.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
-    _launch(
-        "minidl_avg_pool_forward",
-        x.dtype,
-        y.size,
-        x,
-        y,
-        np.int64(y.size),
-        *_ints(x.shape[1:], out_size, kernel, stride, padding),
-        np.bool_(count_include_pad),
-    )
+    xp = cupy()
+    x = xp.ascontiguousarray(x)
+    y = xp.empty((x.shape[0],) + tuple(out_size), dtype=x.dtype)
+    geometry = _ints(x.shape[1:], out_size, kernel, stride, padding)
+    launch(cuda_kernel(AVG_POOL_FORWARD_SOURCE, "minidl_avg_pool_forward", x.dtype), y.size,
+           x, y, np.int64(y.size), *geometry, np.bool_(count_include_pad))
     return y
 
 
 def avg_pool_backward_cupy(gy, kernel, stride, padding, in_size, count_include_pad):
-    import cupy
-
-    gy = cupy.ascontiguousarray(gy)
-    gx = cupy.zeros((gy.shape[0],) + tuple(in_size), dtype=gy.dtype)
-    _launch(
-        "minidl_avg_pool_backward",
-        gy.dtype,
-        gy.size,
-        gy,
-        gx,
-        np.int64(gy.size),
-        *_ints(in_size, gy.shape[1:], kernel, stride, padding),
-        np.bool_(count_include_pad),
-    )
+    xp = cupy()
+    gy = xp.ascontiguousarray(gy)
+    gx = xp.zeros((gy.shape[0],) + tuple(in_size), dtype=gy.dtype)
+    geometry = _ints(in_size, gy.shape[1:], kernel, stride, padding)
+    launch(cuda_kernel(AVG_POOL_BACKWARD_SOURCE, "minidl_avg_pool_backward", gy.dtype), gy.size,
+           gy, gx, np.int64(gy.size), *geometry, np.bool_(count_include_pad))
     return gx

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .dispatch import pick
+from .dispatch import cuda_kernel, launch, pick
 
 
 def lstm_cell_forward(xw, hw, c, h_out, c_out, gates_out) -> None:
@@ -283,18 +283,19 @@ def _gru_backward_loop(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out):
 
 
 # ----- CuPy (GPU) -------------------------------------------------------------------------------
-# One thread per (row b, unit j); each writes only its own elements, so no synchronisation.
+# One thread per (row b, unit j); each writes only its own elements, so no synchronisation. T is
+# the element type (dispatch.cuda_prelude).
 
 _DEVICE_HELPERS = r"""
-template <typename T> __device__ T minidl_sigmoid(T x) {
+__device__ T minidl_sigmoid(T x) {
     return T(0.5) * tanh(T(0.5) * x) + T(0.5);
 }
 """
 
 LSTM_FORWARD_SOURCE = _DEVICE_HELPERS + r"""
-template <typename T>
-__device__ void lstm_forward(const T* xw, const T* hw, const T* c, T* h_out, T* c_out, T* gates_out,
-                             long long B, long long H) {
+extern "C" __global__ void minidl_lstm_cell_forward(
+        const T* xw, const T* hw, const T* c, T* h_out, T* c_out, T* gates_out, long long B,
+        long long H) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= B * H) return;
     long long b = index / H, j = index % H, row = b * 4 * H;
@@ -308,23 +309,12 @@ __device__ void lstm_forward(const T* xw, const T* hw, const T* c, T* h_out, T* 
     c_out[index] = c_new;
     h_out[index] = o * tanh(c_new);
 }
-
-extern "C" __global__ void minidl_lstm_cell_forward_float32(
-        const float* xw, const float* hw, const float* c, float* h_out, float* c_out,
-        float* gates_out, long long B, long long H) {
-    lstm_forward(xw, hw, c, h_out, c_out, gates_out, B, H);
-}
-extern "C" __global__ void minidl_lstm_cell_forward_float64(
-        const double* xw, const double* hw, const double* c, double* h_out, double* c_out,
-        double* gates_out, long long B, long long H) {
-    lstm_forward(xw, hw, c, h_out, c_out, gates_out, B, H);
-}
 """
 
 LSTM_BACKWARD_SOURCE = r"""
-template <typename T>
-__device__ void lstm_backward(const T* gates, const T* c, const T* c_new, const T* gh, const T* gc,
-                              T* g_pre_out, T* gc_out, long long B, long long H) {
+extern "C" __global__ void minidl_lstm_cell_backward(
+        const T* gates, const T* c, const T* c_new, const T* gh, const T* gc, T* g_pre_out,
+        T* gc_out, long long B, long long H) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= B * H) return;
     long long b = index / H, j = index % H, row = b * 4 * H;
@@ -338,23 +328,11 @@ __device__ void lstm_backward(const T* gates, const T* c, const T* c_new, const 
     g_pre_out[row + 3 * H + j] = gh[index] * tanh_c * o * (T(1) - o);
     gc_out[index] = gc_total * f;  // gc_out may alias gc: this thread alone reads and writes it
 }
-
-extern "C" __global__ void minidl_lstm_cell_backward_float32(
-        const float* gates, const float* c, const float* c_new, const float* gh, const float* gc,
-        float* g_pre_out, float* gc_out, long long B, long long H) {
-    lstm_backward(gates, c, c_new, gh, gc, g_pre_out, gc_out, B, H);
-}
-extern "C" __global__ void minidl_lstm_cell_backward_float64(
-        const double* gates, const double* c, const double* c_new, const double* gh,
-        const double* gc, double* g_pre_out, double* gc_out, long long B, long long H) {
-    lstm_backward(gates, c, c_new, gh, gc, g_pre_out, gc_out, B, H);
-}
 """
 
 GRU_FORWARD_SOURCE = _DEVICE_HELPERS + r"""
-template <typename T>
-__device__ void gru_forward(const T* xw, const T* hw, const T* h, T* h_out, T* gates_out,
-                            long long B, long long H) {
+extern "C" __global__ void minidl_gru_cell_forward(
+        const T* xw, const T* hw, const T* h, T* h_out, T* gates_out, long long B, long long H) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= B * H) return;
     long long b = index / H, j = index % H, row = b * 3 * H;
@@ -364,23 +342,12 @@ __device__ void gru_forward(const T* xw, const T* hw, const T* h, T* h_out, T* g
     gates_out[row + j] = r; gates_out[row + H + j] = z; gates_out[row + 2 * H + j] = n;
     h_out[index] = (T(1) - z) * n + z * h[index];
 }
-
-extern "C" __global__ void minidl_gru_cell_forward_float32(
-        const float* xw, const float* hw, const float* h, float* h_out, float* gates_out,
-        long long B, long long H) {
-    gru_forward(xw, hw, h, h_out, gates_out, B, H);
-}
-extern "C" __global__ void minidl_gru_cell_forward_float64(
-        const double* xw, const double* hw, const double* h, double* h_out, double* gates_out,
-        long long B, long long H) {
-    gru_forward(xw, hw, h, h_out, gates_out, B, H);
-}
 """
 
 GRU_BACKWARD_SOURCE = r"""
-template <typename T>
-__device__ void gru_backward(const T* gates, const T* hw, const T* h, const T* gh, T* g_xw_out,
-                             T* g_hw_out, T* gh_out, long long B, long long H) {
+extern "C" __global__ void minidl_gru_cell_backward(
+        const T* gates, const T* hw, const T* h, const T* gh, T* g_xw_out, T* g_hw_out,
+        T* gh_out, long long B, long long H) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= B * H) return;
     long long b = index / H, j = index % H, row = b * 3 * H;
@@ -392,17 +359,6 @@ __device__ void gru_backward(const T* gates, const T* hw, const T* h, const T* g
     g_hw_out[row + j] = gr; g_hw_out[row + H + j] = gz; g_hw_out[row + 2 * H + j] = gn * r;
     gh_out[index] = gh[index] * z;
 }
-
-extern "C" __global__ void minidl_gru_cell_backward_float32(
-        const float* gates, const float* hw, const float* h, const float* gh, float* g_xw_out,
-        float* g_hw_out, float* gh_out, long long B, long long H) {
-    gru_backward(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out, B, H);
-}
-extern "C" __global__ void minidl_gru_cell_backward_float64(
-        const double* gates, const double* hw, const double* h, const double* gh, double* g_xw_out,
-        double* g_hw_out, double* gh_out, long long B, long long H) {
-    gru_backward(gates, hw, h, gh, g_xw_out, g_hw_out, gh_out, B, H);
-}
 """
 
 CUDA_SOURCES = {
@@ -411,30 +367,19 @@ CUDA_SOURCES = {
     "minidl_gru_cell_forward": GRU_FORWARD_SOURCE,
     "minidl_gru_cell_backward": GRU_BACKWARD_SOURCE,
 }
-_compiled: dict = {}
 
 
 def _launch(op: str, gate_count: int, **arrays) -> None:
-    """Run ``minidl_<op>_<dtype>`` (compiled on first use, cached) with one thread per (b, j)."""
-    import cupy
-
+    """Run ``minidl_<op>`` with one thread per (b, j), after checking what it indexes by."""
     B, H = _check_shapes(op, gate_count, **arrays)
     arrays = tuple(arrays.values())
-    dtype = np.dtype(arrays[0].dtype).name
-    if dtype not in ("float32", "float64"):
-        raise TypeError(f"{op}: the CUDA kernel supports float32 and float64, got {dtype}")
     if any(a.dtype != arrays[0].dtype for a in arrays):
         raise TypeError(f"{op}: the CUDA kernel needs arrays of one dtype, got "
                         f"{[str(a.dtype) for a in arrays]}")
     if any(not a.flags.c_contiguous for a in arrays):
         raise ValueError(f"{op}: the CUDA kernel needs C-contiguous arrays")
-    name = f"minidl_{op}_{dtype}"
-    if name not in _compiled:
-        _compiled[name] = cupy.RawKernel(CUDA_SOURCES[f"minidl_{op}"], name)
-    threads = 256
-    if B * H:
-        blocks = ((B * H + threads - 1) // threads,)
-        _compiled[name](blocks, (threads,), arrays + (np.int64(B), np.int64(H)))
+    kernel = cuda_kernel(CUDA_SOURCES[f"minidl_{op}"], f"minidl_{op}", arrays[0].dtype)
+    launch(kernel, B * H, *arrays, np.int64(B), np.int64(H))
 
 
 def lstm_cell_forward_cupy(xw, hw, c, h_out, c_out, gates_out) -> None:

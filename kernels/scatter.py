@@ -8,19 +8,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dispatch import is_gpu, pick
+from .dispatch import cupyx, is_gpu, pick
 
 
 def index_add(target, index, values) -> None:
     """``target[index] += values`` in place, accumulating over repeated indices."""
     rows_only = isinstance(index, np.ndarray) and index.dtype.kind in "iu" and target.ndim >= 1
-    cpu = index_add_rows_numba if rows_only and not is_gpu(target) else index_add_reference
-    pick(target, index_add_reference, cpu, index_add_cupy)(target, index, values)
+    pick(target, index_add_reference, index_add_rows_numba if rows_only else None)(
+        target, index, values)
 
 
 def index_add_reference(target, index, values) -> None:
+    """NumPy's unbuffered ``np.add.at``; on GPU its CuPy twin ``cupyx.scatter_add``."""
     if is_gpu(target):
-        index_add_cupy(target, index, values)
+        cupyx().scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
 
@@ -65,8 +66,3 @@ def _add_rows(target, rows, values):
             into[column] += add[column]
     return -1
 
-
-def index_add_cupy(target, index, values) -> None:
-    import cupyx
-
-    cupyx.scatter_add(target, index, values)

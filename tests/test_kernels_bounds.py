@@ -208,7 +208,7 @@ GUARDED = {  # the exception type and the start of its message
     "max_pool_backward float index": ("TypeError", "max_pool backward: expected an integer index"),
     "col2im stride -1": ("ValueError", "col2im: expected strides and dilations >= 1"),
     "col2im dilation -3": ("ValueError", "col2im: expected strides and dilations >= 1"),
-    "col2im 4 dims": ("ValueError", "im2col/col2im: the Numba and CUDA kernels take 1 to 3"),
+    "col2im 4 dims": ("ValueError", "col2im: the compiled and CUDA kernels take 1 to 3"),
     "batch_norm_forward weight": ("ValueError", "batch_norm forward: expected weight of shape "
                                                 "(3,)"),
     "batch_norm_backward inv_std": ("ValueError", "batch_norm backward: expected inv_std of shape"),

@@ -1,6 +1,7 @@
 """The GPU path, checked as far as a machine without a GPU allows.
 
-1. Every CuPy RawKernel's CUDA source (each kernel module's ``CUDA_SOURCES``) compiles with nvcc.
+1. Every CuPy RawKernel's CUDA source (each kernel module's ``CUDA_SOURCES``) compiles with nvcc,
+   for float32 and float64, and defines the kernel its key names.
 2. The same op tests run on CuPy through the ``device`` fixture when a device exists (elsewhere).
 """
 import importlib
@@ -11,16 +12,16 @@ import subprocess
 
 import minidl.kernels
 import pytest
+from minidl.kernels import dispatch
 
 
 def cuda_sources() -> dict:
-    """Every module's CUDA_SOURCES, each behind the module's CUDA_PRELUDE (e.g. a typedef) if any."""
+    """Every module's CUDA_SOURCES, by "module:kernel"."""
     sources = {}
     for info in pkgutil.iter_modules(minidl.kernels.__path__):
         module = importlib.import_module(f"minidl.kernels.{info.name}")
-        prelude = getattr(module, "CUDA_PRELUDE", "")
         for name, source in getattr(module, "CUDA_SOURCES", {}).items():
-            sources[f"{info.name}:{name}"] = prelude + source
+            sources[f"{info.name}:{name}"] = source
     return sources
 
 
@@ -36,10 +37,17 @@ def test_kernel_modules_declare_their_cuda_sources():
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) is not installed here")
 @pytest.mark.parametrize("key", sorted(SOURCES))
 def test_cuda_source_compiles(key, tmp_path):
-    source = tmp_path / "kernel.cu"
-    source.write_text(SOURCES[key])
-    result = subprocess.run(["nvcc", "-arch=sm_80", "-ptx", str(source), "-o", str(tmp_path / "k.ptx")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, f"{key} does not compile:\n{result.stderr}"
-    entries = re.findall(r"\.entry\s+(\w+)", (tmp_path / "k.ptx").read_text())
-    assert any(e.startswith(key.split(":")[1]) for e in entries), f"{key}: no such kernel in {entries}"
+    """Each source behind the prelude ``dispatch.cuda_kernel`` puts before it (``T`` typedef'd),
+    for both dtypes at once (two nvcc processes)."""
+    runs = {}
+    for dtype in dispatch.CUDA_TYPES:
+        source = tmp_path / f"{dtype}.cu"
+        source.write_text(dispatch.cuda_prelude(dtype) + SOURCES[key])
+        runs[dtype] = subprocess.Popen(["nvcc", "-arch=sm_80", "-ptx", str(source), "-o",
+                                        str(tmp_path / f"{dtype}.ptx")], stderr=subprocess.PIPE,
+                                       text=True)
+    for dtype, run in runs.items():
+        _, errors = run.communicate()
+        assert run.returncode == 0, f"{key} does not compile for {dtype}:\n{errors}"
+        entries = re.findall(r"\.entry\s+(\w+)", (tmp_path / f"{dtype}.ptx").read_text())
+        assert key.split(":")[1] in entries, f"{key} ({dtype}): no such kernel in {entries}"

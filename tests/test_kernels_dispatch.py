@@ -102,3 +102,74 @@ def test_erf_kernel_equals_its_reference(dtype):
     x = np.concatenate([np.linspace(-6, 6, 101), [0.0, -0.0, 1e-8]]).astype(dtype)
     np.testing.assert_array_equal(erf_numba(x), erf_reference(x))
     assert erf(x.reshape(-1, 1)[3:7]).shape == (4, 1) and erf(np.array(0.5, dtype)).shape == ()
+
+
+# ----- the pick, the array module and the CUDA builder and launchers, without a GPU -------------
+class FakeCupyArray:
+    """Stands for a CuPy array: ``is_gpu`` goes by the type's module."""
+
+    __module__ = "cupy._core.core"
+    dtype = np.dtype(np.float32)
+
+
+def reference(x):
+    return "reference"
+
+
+def compiled(x):
+    return "compiled"
+
+
+def test_pick_says_which_version_runs_where():
+    cpu, gpu = np.zeros(2, np.float32), FakeCupyArray()
+    with dispatch.use("auto"):
+        assert dispatch.pick(cpu, reference)(cpu) == "reference"  # cpu=None: the reference
+        assert dispatch.pick(cpu, reference, compiled)(cpu) == "compiled"
+        assert dispatch.pick(gpu, reference, compiled)(gpu) == "reference"  # gpu=None
+        assert dispatch.pick(gpu, reference, compiled, compiled) is compiled  # no CPU lock
+        assert dispatch.pick(cpu.astype(np.float16), reference, compiled) is reference
+    with dispatch.use("reference"):
+        assert dispatch.pick(gpu, reference, compiled, compiled) is reference
+
+
+def test_array_module_tells_numpy_without_importing_cupy():
+    assert dispatch.array_module(np.zeros(1)) is np
+    assert dispatch.is_gpu(FakeCupyArray()) and not dispatch.is_gpu(np.zeros(1))
+
+
+def test_cuda_kernel_is_built_once_per_dtype_with_its_element_type():
+    pytest.importorskip("cupy")  # builds the RawKernel object; compiling waits for a launch
+    source = 'extern "C" __global__ void minidl_probe(T* x) { x[0] = T(1); }'
+    first = dispatch.cuda_kernel(source, "minidl_probe", np.float32)
+    assert dispatch.cuda_kernel(source, "minidl_probe", "float32") is first
+    double = dispatch.cuda_kernel(source, "minidl_probe", np.float64)
+    assert first.name == double.name == "minidl_probe"
+    assert first.code == "typedef float T;\n" + source
+    assert double.code == "typedef double T;\n" + source
+    with pytest.raises(TypeError, match="minidl_probe: the CUDA kernel supports float32 and "
+                                        "float64, got int32"):
+        dispatch.cuda_kernel(source, "minidl_probe", np.int32)
+
+
+class Recorder:
+    """A stand-in kernel that records how it was launched."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        self.calls.append((grid, block, args, shared_mem))
+
+
+def test_launch_covers_the_size_with_blocks_of_threads():
+    kernel = Recorder()
+    dispatch.launch(kernel, 0, "x")  # nothing to do: no launch
+    dispatch.launch(kernel, 1, "x")
+    dispatch.launch(kernel, 257, "x", "y")
+    dispatch.launch(kernel, 256 * 70000, "x")  # more blocks than 65535: one thread per item
+    assert kernel.calls == [((1,), (256,), ("x",), 0), ((2,), (256,), ("x", "y"), 0),
+                            ((70000,), (256,), ("x",), 0)]
+    rows = Recorder()
+    dispatch.launch_rows(rows, 0, "x")
+    dispatch.launch_rows(rows, 3, "x", shared_mem=2048)
+    assert rows.calls == [((3,), (256,), ("x",), 2048)]

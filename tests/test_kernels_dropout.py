@@ -1,5 +1,5 @@
-"""Dropout mask kernel: the Numba mask equals the reference bit for bit from the same seed and
-leaves the generator in the same state (so seeded runs are reproducible whichever is used)."""
+"""Dropout mask: the array code on a seeded generator keeps the stream (the same seed, the same
+mask and the same generator state after), with the exact scale and p's edge cases."""
 
 import minidl
 import numpy as np
@@ -15,19 +15,20 @@ def generator(seed):
 
 def check_mask(shape, p, dtype, seed=0):
     first, second = generator(seed), generator(seed)
-    reference = dropout.dropout_mask_reference(first, shape, p, dtype)
-    compiled = dropout.dropout_mask_numba(second, shape, p, dtype)
-    np.testing.assert_array_equal(compiled, reference)
-    assert compiled.dtype == reference.dtype == np.dtype(dtype) and compiled.shape == tuple(shape)
-    assert first.bit_generator.state == second.bit_generator.state  # the same draws consumed
-    return compiled
+    mask = dropout.dropout_mask_reference(first, shape, p, dtype)
+    uniform = second.random(shape)  # the draws the mask is made of, in order
+    scale = np.dtype(dtype).type(1 / (1 - p))
+    np.testing.assert_array_equal(mask, np.where(uniform >= p, scale, 0))
+    assert mask.dtype == np.dtype(dtype) and mask.shape == tuple(shape)
+    assert first.bit_generator.state == second.bit_generator.state  # one draw per element
+    return mask
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(
     shape=st.lists(st.integers(0, 9), max_size=3), p=st.floats(0, 0.99), seed=st.integers(0, 2**16)
 )
-def test_dropout_mask_numba_matches_reference(dtype, shape, p, seed):
+def test_dropout_mask_is_the_scaled_comparison(dtype, shape, p, seed):
     check_mask(tuple(shape), p, dtype, seed)
 
 

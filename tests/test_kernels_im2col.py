@@ -1,4 +1,5 @@
-"""im2col / col2im: Numba against the NumPy reference, the definition, the adjoint identity."""
+"""im2col / col2im: the reference against the definition, col2im's Numba loop against the reference,
+the adjoint identity. (im2col's CPU path is its reference: there is no Numba im2col.)"""
 
 import itertools
 
@@ -8,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from minidl.kernels import im2col as kernels
 
-IMPLEMENTATIONS = {
+IMPLEMENTATIONS = {  # the im2col and col2im that each CPU mode runs
     "reference": (kernels.im2col_reference, kernels.col2im_reference),
-    "numba": (kernels.im2col_numba, kernels.col2im_numba),
+    "numba": (kernels.im2col_reference, kernels.col2im_numba),
 }
 
 
@@ -70,14 +71,13 @@ def run_pair(name, g, x, col_grad):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(g=geometries(), seed=st.integers(0, 2**16))
-def test_numba_matches_reference(dtype, g, seed):
+def test_numba_col2im_matches_reference(dtype, g, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((g["N"], g["C"], *g["size"])).astype(dtype)
     c = rng.standard_normal((g["C"], *g["kernel_size"], g["N"], *g["output_size"])).astype(dtype)
-    col_ref, image_ref = run_pair("reference", g, x, c)
-    col_numba, image_numba = run_pair("numba", g, x, c)
-    assert col_numba.dtype == image_numba.dtype == dtype
-    np.testing.assert_array_equal(col_numba, col_ref)
+    col, image_ref = run_pair("reference", g, x, c)
+    _, image_numba = run_pair("numba", g, x, c)
+    assert col.dtype == image_numba.dtype == dtype
     np.testing.assert_allclose(
         image_numba, image_ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6
     )
@@ -122,12 +122,11 @@ def test_edge_cases(case, batch):
     x = rng.standard_normal((batch, 2, *size))
     c = rng.standard_normal((2, *kernel_size, batch, *g["output_size"]))
     col_ref, image_ref = run_pair("reference", g, x, c)
-    col_numba, image_numba = run_pair("numba", g, x, c)
+    _, image_numba = run_pair("numba", g, x, c)
     expected = im2col_by_definition(
         x, *(g[k] for k in ("kernel_size", "stride", "padding", "dilation", "output_size"))
     )
     np.testing.assert_array_equal(col_ref, expected)
-    np.testing.assert_array_equal(col_numba, expected)
     np.testing.assert_allclose(image_numba, image_ref, rtol=1e-12, atol=1e-12)
     assert image_ref.shape == x.shape
     np.testing.assert_allclose(np.vdot(col_ref, c), np.vdot(x, image_ref), rtol=1e-10, atol=1e-10)

@@ -205,7 +205,7 @@ def test_pooling_errors_name_the_op_and_shapes():
     ):
         max_pool2d(minidl.randn(1, 1, 2, 2), 3)
     with pytest.raises(
-        ValueError, match=r"max_pool1d: kernel_size must be an int or a tuple of 1 ints"
+        ValueError, match=r"max_pool1d: expected kernel_size to be an int or a tuple of 1 ints"
     ):
         max_pool1d(minidl.randn(1, 1, 8), (2, 2))
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: output_size must be"):

@@ -9,14 +9,12 @@ from minidl.nn import init
 from minidl.nn.checks import check_input
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
+from minidl.kernels.windows import ntuple
 from minidl.ops.conv import (
-    conv1d,
-    conv2d,
-    conv3d,
-    conv_transpose1d,
-    conv_transpose2d,
-    conv_transpose3d,
-    ntuple,
+    conv_arguments,
+    convolution,
+    transposed_arguments,
+    transposed_convolution,
 )
 
 _SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
@@ -58,23 +56,16 @@ class _ConvNd(Module):
             raise NotImplementedError(
                 f"{name}: padding_mode={padding_mode!r} is not implemented (only 'zeros')"
             )
-        if isinstance(padding, str) and (self.transposed or padding not in ("valid", "same")):
-            raise ValueError(
-                f"{name}: padding={padding!r} is not supported (an int or a tuple"
-                + ("" if self.transposed else ", 'valid' or 'same'")
-                + ")"
-            )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = ntuple(kernel_size, self.dims, "kernel_size", name, 1)
-        self.stride = ntuple(stride, self.dims, "stride", name, 1)
-        self.padding = (
-            padding if isinstance(padding, str) else ntuple(padding, self.dims, "padding", name, 0)
-        )
-        self.dilation = ntuple(dilation, self.dims, "dilation", name, 1)
-        self.output_padding = ntuple(output_padding, self.dims, "output_padding", name, 0)
+        if self.transposed:
+            self.stride, self.padding, self.output_padding, self.dilation = transposed_arguments(
+                name, self.dims, stride, padding, output_padding, dilation)
+        else:
+            self.stride, self.padding, self.dilation = conv_arguments(
+                name, self.dims, stride, padding, dilation)
+            self.output_padding = (0,) * self.dims
         self.padding_mode = padding_mode
-        if padding == "same" and any(s != 1 for s in self.stride):
-            raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
         channels = (
             (in_channels, out_channels // groups)
             if self.transposed
@@ -156,11 +147,9 @@ class _Conv(_ConvNd):
         )
 
     def forward(self, input):
-        self._check(input)
-        convolution = {1: conv1d, 2: conv2d, 3: conv3d}[self.dims]
-        return convolution(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        self._check(input)  # the arguments were normalised and checked at construction
+        return convolution(f"conv{self.dims}d", self.dims, input, self.weight, self.bias,
+                           self.stride, self.padding, self.dilation, self.groups)
 
 
 class _ConvTranspose(_ConvNd):
@@ -197,18 +186,10 @@ class _ConvTranspose(_ConvNd):
         )
 
     def forward(self, input):
-        self._check(input)
-        convolution = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}[self.dims]
-        return convolution(
-            input,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.output_padding,
-            self.groups,
-            self.dilation,
-        )
+        self._check(input)  # the arguments were normalised and checked at construction
+        return transposed_convolution(f"conv_transpose{self.dims}d", self.dims, input, self.weight,
+                                      self.bias, self.stride, self.padding, self.output_padding,
+                                      self.groups, self.dilation)
 
 
 class Conv1d(_Conv):

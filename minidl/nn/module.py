@@ -193,11 +193,8 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for param in self.parameters():
-            if set_to_none or param.grad is None:
-                param.grad = None
-            else:
-                param.grad._data[...] = 0
+        """Forget the parameters' gradients: set them to None (default) or fill them with zeros."""
+        zero_grads(self.parameters(), set_to_none)
 
     def to(self, target=None, dtype=None) -> Module:
         """Move every parameter and buffer to a device and/or cast floating ones to a dtype, in place."""
@@ -310,3 +307,15 @@ def _belongs(registry: dict, module: Module, value) -> bool:
 
 def _indent(text: str) -> str:
     return text.replace("\n", "\n  ")
+
+
+def zero_grads(parameters, set_to_none: bool = True) -> None:
+    """Set each parameter's ``.grad`` to None, or fill it with zeros in place (Module.zero_grad and
+    Optimizer.zero_grad)."""
+    for param in parameters:
+        if param.grad is None:
+            continue
+        if set_to_none:
+            param.grad = None
+        else:
+            param.grad._data[...] = 0

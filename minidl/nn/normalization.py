@@ -10,7 +10,23 @@ from minidl.nn.parameter import Parameter
 from minidl.ops.normalization import batch_norm, group_norm, layer_norm
 
 
-class LayerNorm(Module):
+class _AffineNorm(Module):
+    """What the normalisation layers share: an optional learnt ``weight`` (ones) and ``bias``
+    (zeros) of one shape, created by ``_affine_parameters`` and initialised by reset_parameters."""
+
+    def _affine_parameters(self, shape, weight: bool, bias: bool, device, dtype) -> None:
+        for name, wanted in (("weight", weight), ("bias", bias)):
+            value = Parameter(creation.empty(shape, dtype=dtype, device=device)) if wanted else None
+            self.register_parameter(name, value)
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+
+class LayerNorm(_AffineNorm):
     """y = (x - E[x]) / sqrt(Var[x] + eps) · weight + bias over the trailing ``normalized_shape``.
 
     Shape:
@@ -31,23 +47,9 @@ class LayerNorm(Module):
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         )
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(
-                creation.empty(self.normalized_shape, dtype=dtype, device=device)
-            )
-        else:
-            self.register_parameter("weight", None)
-        if elementwise_affine and bias:
-            self.bias = Parameter(creation.empty(self.normalized_shape, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        self._affine_parameters(self.normalized_shape, elementwise_affine,
+                                elementwise_affine and bias, device, dtype)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, input):
         check_input(self, input, ("...",) + self.normalized_shape, like=self.weight)
@@ -59,16 +61,7 @@ class LayerNorm(Module):
         )
 
 
-def _affine_parameters(
-    layer: Module, channels: int, weight: bool, bias: bool, device, dtype
-) -> None:
-    """Per-channel ``weight`` and ``bias`` parameters (or None), initialised by reset_parameters."""
-    for name, wanted in (("weight", weight), ("bias", bias)):
-        value = Parameter(creation.empty(channels, dtype=dtype, device=device)) if wanted else None
-        layer.register_parameter(name, value)
-
-
-class _BatchNorm(Module):
+class _BatchNorm(_AffineNorm):
     """Normalise each channel with the batch's statistics (training) or running ones (evaluation).
 
     y = (x - E[x]) / sqrt(Var[x] + eps) · weight + bias, per channel over every dim but 1.
@@ -100,7 +93,7 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        _affine_parameters(self, num_features, affine, affine and bias, device, dtype)
+        self._affine_parameters(num_features, affine, affine and bias, device, dtype)
         if track_running_stats:
             self.register_buffer(
                 "running_mean", creation.zeros(num_features, dtype=dtype, device=device)
@@ -125,10 +118,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        super().reset_parameters()
 
     def forward(self, input):
         spatial = ("L",) if self.dims == 1 else tuple("DHW"[3 - self.dims :])
@@ -204,7 +194,7 @@ class BatchNorm3d(_BatchNorm):
     dims = 3
 
 
-class GroupNorm(Module):
+class GroupNorm(_AffineNorm):
     """Normalise each sample over groups of channels: y = (x - E[x]) / sqrt(Var[x] + eps) · weight + bias.
 
     Args:
@@ -246,14 +236,8 @@ class GroupNorm(Module):
             eps,
             affine,
         )
-        _affine_parameters(self, num_channels, affine, affine and bias, device, dtype)
+        self._affine_parameters(num_channels, affine, affine and bias, device, dtype)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, input):
         trailing = ("*",) * max(input.ndim - 2, 0) if hasattr(input, "ndim") else ()

@@ -13,6 +13,7 @@ import math
 
 from minidl.autograd import Function
 from minidl.kernels.im2col import col2im, im2col
+from minidl.kernels.windows import ntuple, output_length
 from minidl.tensors import Tensor
 
 
@@ -153,21 +154,37 @@ class ConvWeightGrad(Function):
         return gx, ggy
 
 
-# ----- public functions (F.conv*d, F.conv_transpose*d) and their argument checks ------------------
+# ----- public functions (F.conv*d, F.conv_transpose*d): arguments checked once a call ------------
+# A functional call checks its Tensors and normalises its arguments here; a layer normalises its
+# arguments once at construction (conv_arguments), checks its input itself and calls convolution.
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 _KERNEL = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
 
 
-def ntuple(value, dims: int, name: str, op: str, minimum: int) -> tuple:
-    """``value`` as a tuple of ``dims`` ints >= ``minimum`` (an int is repeated), or an error."""
-    values = (value,) * dims if isinstance(value, int) else tuple(value)
-    if len(values) != dims or not all(isinstance(v, int) and v >= minimum for v in values):
-        raise ValueError(
-            f"{op}: expected {name} to be an int or a tuple of {dims} ints, each >= "
-            f"{minimum}, got {value!r}"
-        )
-    return values
+def conv_arguments(op: str, dims: int, stride, padding, dilation) -> tuple:
+    """(stride, padding, dilation) as tuples of ``dims`` ints; padding may stay ``"valid"`` (0) or
+    ``"same"`` (pads d·(k-1) in total, the odd one on the high side, as PyTorch does)."""
+    stride = ntuple(stride, dims, "stride", op, 1)
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(
+                f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}"
+            )
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+    else:
+        padding = ntuple(padding, dims, "padding", op, 0)
+    return stride, padding, ntuple(dilation, dims, "dilation", op, 1)
+
+
+def transposed_arguments(op: str, dims: int, stride, padding, output_padding, dilation) -> tuple:
+    """(stride, padding, output_padding, dilation) as tuples of ``dims`` ints (no strings)."""
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding={padding!r} is not supported (an int or a tuple)")
+    return (ntuple(stride, dims, "stride", op, 1), ntuple(padding, dims, "padding", op, 0),
+            ntuple(output_padding, dims, "output_padding", op, 0),
+            ntuple(dilation, dims, "dilation", op, 1))
 
 
 def _check_tensors(op: str, dims: int, input, weight, bias, groups: int, transposed: bool) -> int:
@@ -222,86 +239,63 @@ def _check_output_size(op: str, output_size: tuple, size: tuple) -> None:
         )
 
 
-def _conv_padding(op: str, padding, size, kernel, stride, dilation) -> tuple:
-    """(low-side padding, output size) for an int or tuple padding, ``"valid"`` or ``"same"``.
-
-    ``"same"`` pads d·(k-1) in total, the odd one on the high side, as PyTorch does.
-    """
-    if padding == "same":
-        if any(s != 1 for s in stride):
-            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
-        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation)), tuple(size)
-    if isinstance(padding, str) and padding != "valid":
-        raise ValueError(
-            f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}"
-        )
-    padding = ntuple(0 if padding == "valid" else padding, len(size), "padding", op, 0)
-    output_size = tuple(
-        (n + 2 * p - d * (k - 1) - 1) // s + 1
-        for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)
-    )
-    return padding, output_size
-
-
-def _convolution(op, dims, input, weight, bias, stride, padding, dilation, groups):
-    _check_tensors(op, dims, input, weight, bias, groups, transposed=False)
-    stride = ntuple(stride, dims, "stride", op, 1)
-    dilation = ntuple(dilation, dims, "dilation", op, 1)
-    size, kernel = tuple(input.shape[-dims:]), tuple(weight.shape[2:])
-    padding, output_size = _conv_padding(op, padding, size, kernel, stride, dilation)
-    _check_output_size(op, output_size, size)
+def _batched(function, input, dims: int, *args, **geometry):
+    """``function.apply`` on ``input`` with a batch dim (added to an unbatched input, then
+    removed)."""
     batched = input.ndim == dims + 2
-    x = input if batched else input.unsqueeze(0)
-    y = ConvNd.apply(
-        x,
-        weight,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        output_size=output_size,
-    )
+    y = function.apply(input if batched else input.unsqueeze(0), *args, **geometry)
     return y if batched else y.squeeze(0)
 
 
-def _transposed_convolution(
-    op, dims, input, weight, bias, stride, padding, output_padding, groups, dilation
-):
-    _check_tensors(op, dims, input, weight, bias, groups, transposed=True)
-    stride = ntuple(stride, dims, "stride", op, 1)
-    dilation = ntuple(dilation, dims, "dilation", op, 1)
-    padding = ntuple(padding, dims, "padding", op, 0)
-    output_padding = ntuple(output_padding, dims, "output_padding", op, 0)
+def convolution(op, dims, input, weight, bias, stride, padding, dilation, groups) -> Tensor:
+    """The convolution of checked Tensors with normalised arguments (``conv_arguments``)."""
+    size, kernel = tuple(input.shape[-dims:]), tuple(weight.shape[2:])
+    if padding == "same":
+        padding, output_size = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation)), size
+    else:
+        padding = (0,) * dims if padding == "valid" else padding
+        output_size = tuple(output_length(*args) for args in zip(size, kernel, stride, padding,
+                                                                 dilation))
+    _check_output_size(op, output_size, size)
+    return _batched(ConvNd, input, dims, weight, bias, stride=stride, padding=padding,
+                    dilation=dilation, groups=groups, output_size=output_size)
+
+
+def transposed_convolution(op, dims, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation) -> Tensor:
+    """The transposed convolution of checked Tensors with normalised arguments
+    (``transposed_arguments``); output size (n - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
     if any(q >= s and q >= d for q, s, d in zip(output_padding, stride, dilation)):
-        raise ValueError(
-            f"{op}: output_padding {output_padding} must be smaller than either stride "
-            f"{stride} or dilation {dilation}"
-        )
+        raise ValueError(f"{op}: output_padding {output_padding} must be smaller than either "
+                         f"stride {stride} or dilation {dilation}")
     size, kernel = tuple(input.shape[-dims:]), tuple(weight.shape[2:])
     output_size = tuple(
         (n - 1) * s - 2 * p + d * (k - 1) + q + 1
         for n, k, s, p, d, q in zip(size, kernel, stride, padding, dilation, output_padding)
     )
     _check_output_size(op, output_size, size)
-    batched = input.ndim == dims + 2
-    x = input if batched else input.unsqueeze(0)
-    y = ConvTransposeNd.apply(
-        x,
-        weight,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        output_size=output_size,
-    )
-    return y if batched else y.squeeze(0)
+    return _batched(ConvTransposeNd, input, dims, weight, bias, stride=stride, padding=padding,
+                    dilation=dilation, groups=groups, output_size=output_size)
+
+
+def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups) -> Tensor:
+    _check_tensors(op, dims, input, weight, bias, groups, transposed=False)
+    stride, padding, dilation = conv_arguments(op, dims, stride, padding, dilation)
+    return convolution(op, dims, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_padding, groups,
+                    dilation) -> Tensor:
+    _check_tensors(op, dims, input, weight, bias, groups, transposed=True)
+    stride, padding, output_padding, dilation = transposed_arguments(
+        op, dims, stride, padding, output_padding, dilation)
+    return transposed_convolution(op, dims, input, weight, bias, stride, padding, output_padding,
+                                  groups, dilation)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """1-d convolution (F.conv1d): input (N, C, L) or (C, L), weight (out, C/groups, kL)."""
-    return _convolution("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
@@ -310,67 +304,34 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     Output size per spatial dim: floor((n + 2·padding - dilation·(k - 1) - 1) / stride) + 1;
     ``padding`` may be an int, a tuple, ``"valid"`` (0) or ``"same"`` (output size = input size).
     """
-    return _convolution("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """3-d convolution (F.conv3d): input (N, C, D, H, W) or (C, D, H, W),
     weight (out, C/groups, kD, kH, kW)."""
-    return _convolution("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+    return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv_transpose1d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
-) -> Tensor:
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
     """1-d transposed convolution (F.conv_transpose1d): weight (C, out/groups, kL)."""
-    return _transposed_convolution(
-        "conv_transpose1d",
-        1,
-        input,
-        weight,
-        bias,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-    )
+    return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
 
 
-def conv_transpose2d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
-) -> Tensor:
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
     """2-d transposed convolution (F.conv_transpose2d): weight (C, out/groups, kH, kW).
 
     Output size per spatial dim: (n - 1)·stride - 2·padding + dilation·(k - 1) + output_padding + 1.
     """
-    return _transposed_convolution(
-        "conv_transpose2d",
-        2,
-        input,
-        weight,
-        bias,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-    )
+    return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
 
 
-def conv_transpose3d(
-    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
-) -> Tensor:
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
     """3-d transposed convolution (F.conv_transpose3d): weight (C, out/groups, kD, kH, kW)."""
-    return _transposed_convolution(
-        "conv_transpose3d",
-        3,
-        input,
-        weight,
-        bias,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-    )
+    return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)

@@ -20,6 +20,7 @@ from minidl.kernels.pooling import (
     max_pool_backward,
     max_pool_forward,
 )
+from minidl.kernels.windows import as_3d, ntuple, output_length
 from minidl.ops.indexing import GetItem
 from minidl.ops.linalg import matmul
 from minidl.tensors import Tensor
@@ -45,21 +46,6 @@ class Window:
         return self.lead + self.out_size[3 - self.dims :]
 
 
-def _ntuple(op: str, name: str, value, dims: int) -> tuple:
-    values = (value,) * dims if isinstance(value, int) else tuple(value)
-    if len(values) != dims or not all(isinstance(v, int) for v in values):
-        raise ValueError(f"{op}: {name} must be an int or a tuple of {dims} ints, got {value!r}")
-    return values
-
-
-def _output_length(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    """PyTorch's pooling output size: floor (or ceil) of (n + 2p - d(k-1) - 1) / s, plus 1."""
-    out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= n + p:  # the last window must start inside input or left pad
-        out -= 1
-    return out
-
-
 def _window(
     op: str, input: Tensor, dims: int, kernel_size, stride, padding, dilation, ceil_mode: bool
 ) -> Window:
@@ -74,29 +60,18 @@ def _window(
         )
     if input.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating-point input, got dtype {input.dtype}")
-    kernel = _ntuple(op, "kernel_size", kernel_size, dims)
-    stride = (
-        kernel
-        if stride is None or stride == [] or stride == ()
-        else _ntuple(op, "stride", stride, dims)
-    )
-    padding, dilation = (
-        _ntuple(op, "padding", padding, dims),
-        _ntuple(op, "dilation", dilation, dims),
-    )
-    if min(kernel + stride + dilation) < 1 or min(padding) < 0:
-        raise ValueError(
-            f"{op}: kernel_size, stride and dilation must be positive and padding "
-            f"non-negative, got kernel_size={kernel}, stride={stride}, "
-            f"padding={padding}, dilation={dilation}"
-        )
+    kernel = ntuple(kernel_size, dims, "kernel_size", op, 1)
+    default_stride = stride is None or stride in ([], ())  # PyTorch's default: the kernel size
+    stride = kernel if default_stride else ntuple(stride, dims, "stride", op, 1)
+    padding = ntuple(padding, dims, "padding", op, 0)
+    dilation = ntuple(dilation, dims, "dilation", op, 1)
     if any(p > k // 2 for k, p in zip(kernel, padding)):
         raise ValueError(
             f"{op}: padding {padding} should be at most half of the kernel size {kernel}"
         )
     in_size = tuple(input.shape[-dims:])
     out_size = tuple(
-        _output_length(*args, ceil_mode) for args in zip(in_size, kernel, stride, padding, dilation)
+        output_length(*args, ceil_mode) for args in zip(in_size, kernel, stride, padding, dilation)
     )
     if min(out_size) < 1:
         raise ValueError(
@@ -104,14 +79,13 @@ def _window(
             f"for kernel_size={kernel}, stride={stride}, padding={padding}, "
             f"dilation={dilation}"
         )
-    lift = 3 - dims
     return Window(
-        (1,) * lift + kernel,
-        (1,) * lift + stride,
-        (0,) * lift + padding,
-        (1,) * lift + dilation,
-        (1,) * lift + in_size,
-        (1,) * lift + out_size,
+        as_3d(kernel, 1, op),
+        as_3d(stride, 1, op),
+        as_3d(padding, 0, op),
+        as_3d(dilation, 1, op),
+        as_3d(in_size, 1, op),
+        as_3d(out_size, 1, op),
         tuple(input.shape[:-dims]),
         dims,
     )
@@ -208,49 +182,26 @@ def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode
     return (output, indices) if return_indices else output
 
 
-def max_pool1d(
-    input: Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    dilation=1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-):
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
     """Max over windows of the last dim: (N, C, L) or (C, L). Padding counts as -inf."""
-    return _max_pool(
-        "max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
-    )
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
-def max_pool2d(
-    input: Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    dilation=1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-):
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
     """Max over windows of the last 2 dims: (N, C, H, W) or (C, H, W). Padding counts as -inf."""
-    return _max_pool(
-        "max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
-    )
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
-def max_pool3d(
-    input: Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    dilation=1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-):
-    """Max over windows of the last 3 dims: (N, C, D, H, W) or (C, D, H, W). Padding counts as -inf."""
-    return _max_pool(
-        "max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices
-    )
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    """Max over windows of the last 3 dims: (N, C, D, H, W) or (C, D, H, W). Padding counts as
+    -inf."""
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
 def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad):
@@ -258,52 +209,32 @@ def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_in
     return AvgPool.apply(input, window, count_include_pad=bool(count_include_pad))
 
 
-def avg_pool1d(
-    input: Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> Tensor:
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
     """Mean over windows of the last dim: (N, C, L) or (C, L), with PyTorch's divisor."""
-    return _avg_pool(
-        "avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad
-    )
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad)
 
 
-def avg_pool2d(
-    input: Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> Tensor:
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
     """Mean over windows of the last 2 dims: (N, C, H, W) or (C, H, W), with PyTorch's divisor.
 
     PyTorch's ``divisor_override`` is not supported.
     """
-    return _avg_pool(
-        "avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad
-    )
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad)
 
 
-def avg_pool3d(
-    input: Tensor,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> Tensor:
-    """Mean over windows of the last 3 dims: (N, C, D, H, W) or (C, D, H, W), with PyTorch's divisor.
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of the last 3 dims: (N, C, D, H, W) or (C, D, H, W), with PyTorch's
+    divisor.
 
     PyTorch's ``divisor_override`` is not supported.
     """
-    return _avg_pool(
-        "avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad
-    )
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad)
 
 
 def _averaging_matrix(length: int, out: int, dtype) -> np.ndarray:

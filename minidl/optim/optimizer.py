@@ -13,6 +13,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.autograd import enable_grad, no_grad
+from minidl.nn.module import zero_grads
 from minidl.tensors import Tensor
 
 
@@ -82,14 +83,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: set them to None (default) or fill them with zeros."""
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if set_to_none:
-                    param.grad = None
-                else:
-                    param.grad._data[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters with its own options (the missing ones come from defaults)."""
