@@ -73,6 +73,19 @@ def test_quick_sweep_writes_one_table_per_family_and_a_chart(tmp_path):
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_quick_attention_comparison_writes_both_paths(tmp_path):
+    from benchmarks import attention
+    from minidl.ops import attention as op
+
+    crossover = op.BLOCKED_MIN_KEYS
+    attention.main(["--quick", "--out", str(tmp_path)])
+    assert op.BLOCKED_MIN_KEYS == crossover  # the switch is put back
+    table = (tmp_path / "flash_attention.md").read_text()
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| 16 ")]
+    assert len(rows) == 4  # (causal or not) x (inference, fwd+bwd)
+    assert all(float(row[4]) > 0 and float(row[5]) > 0 for row in rows)
+
+
 def test_torch_fused_engine_builds_fused_optimizers():
     torch_engine = load("torch_fused", "cpu", 2)
     assert torch_engine.optimizer_options == {"fused": True}

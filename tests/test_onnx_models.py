@@ -146,6 +146,22 @@ def test_attention_runs_in_onnx_runtime_at_two_batch_sizes(case, tmp_path):
     check_roundtrip(build(), make_inputs, tmp_path, batch_axes=axes, atol=1e-4)
 
 
+@pytest.mark.parametrize("case", ["sdpa_bool_causal", "mha_self_batch_first", "encoder_post_norm"])
+def test_the_blocked_attention_kernel_exports_as_attention(case, tmp_path, monkeypatch):
+    """Long sequences take the blocked kernel (BlockedAttention), forced here on short ones; its
+    causal mask is built in the graph from the sequence lengths."""
+    monkeypatch.setattr(minidl.ops.attention, "BLOCKED_MIN_KEYS", 1)
+    build, make_inputs, axes = ATTENTION[case]
+    minidl.manual_seed(0)
+    model = build()
+    with minidl.no_grad():
+        traced = []
+        with minidl.autograd.tracing(lambda fn, *_: traced.append(fn.__name__)):
+            model.eval()(*make_inputs(2))
+    assert "BlockedAttention" in traced
+    check_roundtrip(model, make_inputs, tmp_path, batch_axes=axes, atol=1e-4)
+
+
 def test_a_bool_padding_mask_input_is_an_error_not_a_frozen_constant(tmp_path):
     """MHA turns a bool key_padding_mask into an array outside the traced ops."""
     attention = nn.MultiheadAttention(8, 2, batch_first=True)

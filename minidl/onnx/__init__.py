@@ -31,8 +31,8 @@ Supported ops (Function classes) and what they become:
 - layers: Linear (Gemm), MatMul, ConvNd (Conv1d/2d/3d with stride, padding including "same",
   dilation, groups), ConvTransposeNd, MaxPool and AvgPool (1-3 d, ceil_mode, count_include_pad),
   LayerNorm (LayerNormalization), BatchNorm with batch statistics, Embedding (Gather),
-  ScaledDotProductAttention (bool and float masks), RNNLayer/LSTMLayer/GRULayer (ONNX's RNN,
-  LSTM and GRU ops, PyTorch's gate order mapped).
+  ScaledDotProductAttention and BlockedAttention (bool and float masks, causal),
+  RNNLayer/LSTMLayer/GRULayer (ONNX's RNN, LSTM and GRU ops, PyTorch's gate order mapped).
 
 Composed layers arrive as these ops: BatchNorm in eval mode, GroupNorm, adaptive average pooling,
 Flatten/Unflatten, Dropout in eval mode (no op at all), MultiheadAttention and the Transformer

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from minidl.ops.attention import ScaledDotProductAttention
+from minidl.ops.attention import BlockedAttention, ScaledDotProductAttention
 from minidl.ops.conv import ConvNd, ConvTransposeNd
 from minidl.ops.embedding import Embedding
 from minidl.ops.linalg import Linear, MatMul
@@ -140,11 +140,33 @@ def scaled_dot_product_attention(g, op):
     if op.option("dropout_p") > 0:
         raise op.unsupported("attention with dropout_p > 0 draws random numbers; export in eval "
                              "mode or with dropout_p=0")
-    q, k, v, mask, dtype = op.input(0), op.input(1), op.input(2), op.input(3), op.dtype(0)
+    mask = op.input(3)
+    output, probabilities = _attention(g, op, mask, mask is not None and op.dtype(3) == bool)
+    return [output, probabilities] if op.option("weights") else output
+
+
+def blocked_attention(g, op):
+    """The blocked kernel's attention, exported as the materialised one (the runtime has its own
+    kernels); a causal mask is built in the graph from the query and key lengths, so dynamic
+    sequence axes stay dynamic."""
+    mask = op.input(3)
+    if not op.option("causal"):
+        return _attention(g, op, mask, mask is not None and op.dtype(3) == bool)[0]
+    rank = len(op.shape(0))
+    size = g.op("Concat", g.shape_slice(op.input(0), rank - 2),
+                g.shape_slice(op.input(1), rank - 2), axis=0)  # [L, S]
+    ones = g.op("Expand", g.const(1, op.dtype(0)), size)  # (L, S)
+    lower = g.cast(g.op("Trilu", ones, upper=0), bool)  # query i sees keys j <= i
+    return _attention(g, op, lower, True)[0]
+
+
+def _attention(g, op, mask, mask_is_bool: bool) -> tuple:
+    """(output, probabilities) of the attention op ``op`` (inputs q, k, v) under ``mask``."""
+    q, k, v, dtype = op.input(0), op.input(1), op.input(2), op.dtype(0)
     rank = len(op.shape(1))
     keys = g.op("Transpose", k, perm=list(range(rank - 2)) + [rank - 1, rank - 2])
     scores = g.op("MatMul", g.op("Mul", q, g.const(op.option("scale"), dtype)), keys)
-    if mask is not None and op.dtype(3) == bool:
+    if mask is not None and mask_is_bool:
         scores = g.op("Where", mask, scores, g.const(-math.inf, dtype))
     elif mask is not None:
         scores = g.op("Add", scores, mask)
@@ -152,8 +174,7 @@ def scaled_dot_product_attention(g, op):
     if mask is not None:
         probabilities = g.op("Where", g.op("IsNaN", probabilities), g.const(0, dtype),
                              probabilities)
-    output = g.op("MatMul", probabilities, v)
-    return [output, probabilities] if op.option("weights") else output
+    return g.op("MatMul", probabilities, v), probabilities
 
 
 CONVERTERS = {
@@ -167,4 +188,5 @@ CONVERTERS = {
     BatchNorm: batch_norm,
     Embedding: embedding,
     ScaledDotProductAttention: scaled_dot_product_attention,
+    BlockedAttention: blocked_attention,
 }

@@ -8,6 +8,13 @@ exponentiating it into one more (the shifted scores are freed after the forward)
 (..., L, S) temporaries beyond the probabilities and their gradient, and results laid out like the inputs
 so MultiheadAttention's head split and merge stay views. Everything around it (grouped-query head
 repetition, the projections, the head split and merge) is composed from existing ops.
+
+For long sequences the core is ``BlockedAttention`` instead: the blocked ("flash") kernel of
+``kernels/attention.py`` streams over key blocks with an online softmax, keeping O(L) numbers per
+query row instead of the (..., L, S) scores, and skips the blocks above a causal diagonal.
+``attend`` takes it from ``BLOCKED_MIN_KEYS`` keys on (the crossover measured in
+benchmarks/results/flash_attention.md) whenever nothing needs the weights: no dropout, no
+``need_weights``, no gradient for the mask.
 """
 from __future__ import annotations
 
@@ -17,11 +24,14 @@ import numpy as np
 
 from minidl import backend, random
 from minidl.autograd import FusedFunction
+from minidl.kernels.attention import flash_attention_backward, flash_attention_forward
 from minidl.kernels.cross_entropy import softmax_exp
 from minidl.kernels.dropout import dropout_mask_reference
 from minidl.ops.common import meta, reduce_like
 from minidl.ops.shape import expand, reshape, unsqueeze
 from minidl.tensors import Tensor
+
+BLOCKED_MIN_KEYS = 256  # from this many keys on the blocked kernel is faster (measured)
 
 
 class ScaledDotProductAttention(FusedFunction):
@@ -83,17 +93,69 @@ class ScaledDotProductAttention(FusedFunction):
     @staticmethod
     def composed(state, xp, q, k, v, mask, *, scale, dropout_p, weights):
         mask = state.mask if mask is None else mask  # a bool mask is an array, not an input
-        scores = xp.matmul(q * scale, xp.swapaxes(k, -1, -2))  # (..., L, S)
-        if mask is not None and mask.dtype == bool:
-            scores = xp.where(mask, scores, -np.inf)
-        elif mask is not None:
-            scores = scores + mask
-        exps = xp.exp(scores - _row_peak(backend.get_array_module(scores._data), scores._data))
-        total = xp.sum(exps, axis=-1, keepdims=True)
-        probs = exps / (total + (total._data == 0))  # a dead row: 0 / 1
-        attended = probs if state.keep is None else probs * state.keep
-        output = xp.matmul(attended, v)
+        output, attended = _composed(xp, q, k, v, mask, scale, state.keep)
         return (output, attended) if weights else output
+
+
+class BlockedAttention(FusedFunction):
+    """O = softmax(S) V, S = Q Kᵀ·scale + M (M: the mask, or -inf above a causal diagonal), by
+    the blocked kernel: an online softmax over key blocks that saves each row's log-sum-exp
+    (lse) instead of P; gQ, gK, gV as ScaledDotProductAttention's, each block's P recomputed as
+    exp(S - lse) (the math is in kernels/attention.py).
+
+    Hand-written for speed and memory (see the module docstring). ``mask`` is None, a bool array
+    or a float array that gets no gradient; ``causal`` skips the key blocks after a query block.
+    Differentiable again through ``composed``: the materialised attention, as a graph.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, scale: float, causal: bool):
+        ctx.input_metas = meta(q), meta(k), meta(v)
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        q, k, v = (_broadcast_batch(ctx.xp, x, batch) for x in (q, k, v))  # (*batch, L|S, E|Ev)
+        out, lse = flash_attention_forward(q, k, v, mask, scale, causal)  # (*batch, L, Ev), (*batch, L)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.scale, ctx.causal, ctx.mask = scale, causal, mask
+        return out
+
+    @staticmethod
+    def backward(ctx, gy):
+        q, k, v, out, lse = ctx.saved_tensors
+        grads = flash_attention_backward(q, k, v, out, lse, gy, ctx.mask, ctx.scale, ctx.causal)
+        return tuple(reduce_like(ctx.xp, g, m) if need else None
+                     for g, m, need in zip(grads, ctx.input_metas, ctx.needs_input_grad)) + (None,)
+
+    @staticmethod
+    def composed(state, xp, q, k, v, mask, *, scale, causal):
+        mask = state.mask if mask is None else mask
+        if causal:
+            mask = _causal_mask(backend.get_array_module(q._data), q.shape[-2], k.shape[-2])
+        return _composed(xp, q, k, v, mask, scale, None)[0]
+
+
+def _composed(xp, q, k, v, mask, scale: float, keep) -> tuple:
+    """(output, weights) of softmax(Q Kᵀ·scale + M) ⊙ D, times V, as ops on Tensors (xp: the
+    Tensor namespace); a dead row's weights are 0, not 0/0."""
+    scores = xp.matmul(q * scale, xp.swapaxes(k, -1, -2))  # (..., L, S)
+    if mask is not None and mask.dtype == bool:
+        scores = xp.where(mask, scores, -np.inf)
+    elif mask is not None:
+        scores = scores + mask
+    exps = xp.exp(scores - _row_peak(backend.get_array_module(scores._data), scores._data))
+    total = xp.sum(exps, axis=-1, keepdims=True)
+    probs = exps / (total + (total._data == 0))  # a dead row: 0 / 1
+    attended = probs if keep is None else probs * keep
+    return xp.matmul(attended, v), attended
+
+
+def _broadcast_batch(xp, x, batch: tuple):
+    """x (..., R, C) with its batch dims broadcast to ``batch``: a view, x itself if they are."""
+    return x if x.shape[:-2] == batch else xp.broadcast_to(x, batch + x.shape[-2:])
+
+
+def _causal_mask(xp, L: int, S: int):
+    """(L, S) bool: query i attends to keys j <= i (top-left aligned, as PyTorch)."""
+    return xp.tril(xp.ones((L, S), dtype=bool))
 
 
 def _matmul_like(xp, a, b, like):
@@ -160,16 +222,19 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     _check_operands(query, key, value, attn_mask, is_causal, enable_gqa)
     if enable_gqa:
         key, value = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
-    if is_causal:
-        xp = backend.get_array_module(query._data)
-        attn_mask = xp.tril(xp.ones((query.shape[-2], key.shape[-2]), dtype=bool))  # (L, S)
-    return attend(query, key, value, attn_mask, scale, dropout_p)[0]
+    return attend(query, key, value, attn_mask, scale, dropout_p, causal=is_causal)[0]
 
 
 def attend(query: Tensor, key: Tensor, value: Tensor, mask, scale, dropout_p: float,
-            weights: bool = False) -> tuple:
-    """(output, weights or None) from the fused Function, with the default scale 1 / sqrt(E)."""
+           weights: bool = False, causal: bool = False) -> tuple:
+    """(output, weights or None), with the default scale 1 / sqrt(E): the blocked kernel when it
+    is faster and nothing needs the weights (the module docstring), else the materialised one."""
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    mask_grad = isinstance(mask, Tensor) and mask.requires_grad
+    if key.shape[-2] >= BLOCKED_MIN_KEYS and not (weights or dropout_p > 0 or mask_grad):
+        return BlockedAttention.apply(query, key, value, mask, scale=scale, causal=causal), None
+    if causal:
+        mask = _causal_mask(backend.get_array_module(query._data), query.shape[-2], key.shape[-2])
     result = ScaledDotProductAttention.apply(query, key, value, mask, scale=scale,
                                              dropout_p=dropout_p, weights=weights)
     return result if weights else (result, None)
