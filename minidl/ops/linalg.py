@@ -86,15 +86,21 @@ class Linear(Function):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         gy2 = _rows(gy)  # (rows, out)
-        gx = (gy2 @ weight).reshape(x.shape) if needs_x else None  # (..., in)
+        gx = _unrows(gy2 @ weight, x.shape) if needs_x else None  # (..., in)
         gw = (gy2.T @ _rows(x)) if needs_w else None  # (out, rows) @ (rows, in)
         gb = gy2.sum(axis=0) if needs_b else None  # (out,)
         return gx, gw, gb
 
 
 def _rows(a):
-    """(..., n) -> (rows, n), also when some size is 0 (where reshape(-1, n) is ambiguous)."""
-    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+    """(..., n) -> (rows, n), also when some size is 0 (where reshape(-1, n) is ambiguous); a
+    matrix as it is (under create_graph a reshape is a node, so none that changes nothing)."""
+    return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
+def _unrows(a, shape: tuple):
+    """(rows, n) -> ``shape``, the inverse of ``_rows``."""
+    return a if a.shape == shape else a.reshape(shape)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
