@@ -70,6 +70,18 @@ def batches(count: int, batch_size: int, rng: np.random.Generator | None = None)
         yield order[start:start + batch_size]
 
 
+def train_step(model, loss_fn, optimizer, scheduler, x, y, max_norm: float = 1.0) -> float:
+    """One step of the vision examples' recipe: the loss, its backward, the gradients clipped to a
+    total 2-norm of ``max_norm``, the optimizer's and the scheduler's step. Returns the loss."""
+    loss = loss_fn(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    minidl.nn.utils.clip_grad_norm_(model.parameters(), max_norm=max_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
 class Stopwatch:
     """Seconds since creation: ``clock = Stopwatch(); ...; print(f"{clock():.1f}s")``."""
 
@@ -209,7 +221,7 @@ def plot_confusion_matrix(path, matrix, class_names=None,
     matrix = np.asarray(matrix)
     classes = len(matrix)
     names = list(class_names) if class_names is not None else [str(i) for i in range(classes)]
-    figure = new_figure(1.0 + 0.5 * classes, 0.6 + 0.5 * classes)
+    figure = new_figure(max(3.5, 1.0 + 0.5 * classes), max(3.0, 0.6 + 0.5 * classes))  # a title fits
     axes = figure.subplots()
     # Colour by the row's share, so a rare class's errors are as visible as a common one's.
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)

@@ -29,7 +29,7 @@ from minidl.optim.lr_scheduler import OneCycleLR
 from minidl.train import predict
 
 from _common import (Stopwatch, batches, classification_report, make_parser, plot_confusion_matrix,
-                     plot_image_grid, plot_losses, prepare)
+                     plot_image_grid, plot_losses, prepare, train_step)
 
 FASHION_CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                    "bag", "boot")
@@ -90,13 +90,7 @@ def main(argv=None) -> dict:
         for step, index in enumerate(batches(len(x_train), args.batch_size, rng), 1):
             x = minidl.tensor(x_train[index], device=args.device)  # (B, 1, 28, 28)
             y = minidl.tensor(y_train[index], device=args.device)  # (B,)
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(train_step(model, loss_fn, optimizer, scheduler, x, y))
             if step % 100 == 0 or step == steps_per_epoch:
                 print(f"epoch {epoch} step {step:4d}/{steps_per_epoch}  loss "
                       f"{np.mean(losses[-100:]):.4f}  lr {scheduler.get_last_lr()[0]:.2e}  "
