@@ -3,7 +3,7 @@ gradients (float64 gradcheck and gradgradcheck), PyTorch parity of outputs, grad
 Hessian-vector products, MultiheadAttention through it, and its O(L) memory.
 
 The kernels themselves are tested against their references in test_kernels_attention.py. Here
-the blocked path is forced on small sizes (``BLOCKED_MIN_KEYS`` = 1, blocks of 2 queries and 3
+the blocked path is forced on small sizes (``BLOCKED_MIN_KEYS`` of 1, blocks of 2 queries and 3
 keys), so every case crosses block edges and ragged ends.
 """
 import numpy as np
@@ -26,7 +26,7 @@ from minidl.ops.attention import scaled_dot_product_attention
 @pytest.fixture
 def blocked(monkeypatch):
     """The blocked kernel for any number of keys, in blocks of 2 queries and 3 keys."""
-    monkeypatch.setattr(attention, "BLOCKED_MIN_KEYS", 1)
+    monkeypatch.setattr(attention, "BLOCKED_MIN_KEYS", {"causal": 1, "full": 1})
     monkeypatch.setattr(kernels, "BLOCK_Q", 2)
     monkeypatch.setattr(kernels, "BLOCK_K", 3)
 
@@ -74,17 +74,20 @@ def test_blocked_path_gradchecks_and_matches_torch(blocked, kernel_mode, batch, 
 
 
 def test_which_inputs_take_the_blocked_kernel():
-    """From BLOCKED_MIN_KEYS keys on, unless something needs the (L, S) weights: dropout, a
-    mask that requires grad, or MultiheadAttention's need_weights."""
+    """From BLOCKED_MIN_KEYS keys on (fewer with a causal mask), unless something needs the
+    (L, S) weights: dropout, a mask that requires grad, or MultiheadAttention's need_weights."""
     rng = np.random.default_rng(0)
-    S = attention.BLOCKED_MIN_KEYS
+    S, causal_S = attention.BLOCKED_MIN_KEYS["full"], attention.BLOCKED_MIN_KEYS["causal"]
     q, k, v = (minidl.tensor(rng.standard_normal((1, 2, S, 4)), requires_grad=True)
                for _ in range(3))
-    assert scaled_dot_product_attention(q, k, v).grad_fn.name == "BlockedAttentionBackward"
-    assert scaled_dot_product_attention(q, k, v, is_causal=True).grad_fn.name == (
-        "BlockedAttentionBackward")
-    short = scaled_dot_product_attention(q[..., :S - 1, :], k[..., :S - 1, :], v[..., :S - 1, :])
-    assert short.grad_fn.name == "ScaledDotProductAttentionBackward"
+
+    def path(length: int, causal: bool) -> str:
+        rows = slice(None, length)
+        return scaled_dot_product_attention(q[..., rows, :], k[..., rows, :], v[..., rows, :],
+                                            is_causal=causal).grad_fn.name
+
+    assert path(S, False) == path(causal_S, True) == "BlockedAttentionBackward"
+    assert path(S - 1, False) == path(causal_S - 1, True) == "ScaledDotProductAttentionBackward"
     dropped = scaled_dot_product_attention(q, k, v, dropout_p=0.5)
     assert dropped.grad_fn.name == "ScaledDotProductAttentionBackward"
     learned_mask = minidl.zeros(S, S, dtype=minidl.float64, requires_grad=True)
@@ -96,7 +99,7 @@ def test_which_inputs_take_the_blocked_kernel():
 
 def test_the_blocked_node_saves_no_scores():
     """O(L) memory: the node keeps q, k, v, the output and one log-sum-exp per row, no (L, S)."""
-    L = S = attention.BLOCKED_MIN_KEYS
+    L = S = attention.BLOCKED_MIN_KEYS["causal"]
     rng = np.random.default_rng(1)
     q, k, v = (minidl.tensor(rng.standard_normal((2, L, 8)).astype(np.float32), requires_grad=True)
                for _ in range(3))

@@ -150,7 +150,7 @@ def test_attention_runs_in_onnx_runtime_at_two_batch_sizes(case, tmp_path):
 def test_the_blocked_attention_kernel_exports_as_attention(case, tmp_path, monkeypatch):
     """Long sequences take the blocked kernel (BlockedAttention), forced here on short ones; its
     causal mask is built in the graph from the sequence lengths."""
-    monkeypatch.setattr(minidl.ops.attention, "BLOCKED_MIN_KEYS", 1)
+    monkeypatch.setattr(minidl.ops.attention, "BLOCKED_MIN_KEYS", {"causal": 1, "full": 1})
     build, make_inputs, axes = ATTENTION[case]
     minidl.manual_seed(0)
     model = build()

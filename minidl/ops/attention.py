@@ -12,7 +12,7 @@ repetition, the projections, the head split and merge) is composed from existing
 For long sequences the core is ``BlockedAttention`` instead: the blocked ("flash") kernel of
 ``kernels/attention.py`` streams over key blocks with an online softmax, keeping O(L) numbers per
 query row instead of the (..., L, S) scores, and skips the blocks above a causal diagonal.
-``attend`` takes it from ``BLOCKED_MIN_KEYS`` keys on (the crossover measured in
+``attend`` takes it from ``BLOCKED_MIN_KEYS`` keys on (the crossovers measured in
 benchmarks/results/flash_attention.md) whenever nothing needs the weights: no dropout, no
 ``need_weights``, no gradient for the mask.
 """
@@ -31,7 +31,9 @@ from minidl.ops.common import meta, reduce_like
 from minidl.ops.shape import expand, reshape, unsqueeze
 from minidl.tensors import Tensor
 
-BLOCKED_MIN_KEYS = 256  # from this many keys on the blocked kernel is faster (measured)
+# from this many keys on the blocked kernel is faster than the materialised one (measured; with a
+# causal mask it skips half the blocks)
+BLOCKED_MIN_KEYS = {"causal": 512, "full": 1024}
 
 
 class ScaledDotProductAttention(FusedFunction):
@@ -231,7 +233,8 @@ def attend(query: Tensor, key: Tensor, value: Tensor, mask, scale, dropout_p: fl
     is faster and nothing needs the weights (the module docstring), else the materialised one."""
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     mask_grad = isinstance(mask, Tensor) and mask.requires_grad
-    if key.shape[-2] >= BLOCKED_MIN_KEYS and not (weights or dropout_p > 0 or mask_grad):
+    blocked = key.shape[-2] >= BLOCKED_MIN_KEYS["causal" if causal else "full"]
+    if blocked and not (weights or dropout_p > 0 or mask_grad):
         return BlockedAttention.apply(query, key, value, mask, scale=scale, causal=causal), None
     if causal:
         mask = _causal_mask(backend.get_array_module(query._data), query.shape[-2], key.shape[-2])
