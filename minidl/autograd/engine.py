@@ -138,12 +138,14 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
             else:
                 _add_pending(pending, root, seed)
         nodes = list(pending)
-        dependencies = _count_dependencies(nodes)
+        # a hooked leaf's hooks run as soon as its last gradient has come (PyTorch's
+        # AccumulateGrad), so that DDP can start communicating while the walk goes on; with
+        # targets, only they are delivered, at the end
+        dependencies, hooked = _count_dependencies(nodes)
+        if targets is not None:
+            hooked = {}
         needed = None if target_keys is None else _nodes_leading_to(nodes, target_keys)
         ready = [node for node in nodes if dependencies[node] == 0]
-        # a hooked leaf's hooks run as soon as its last gradient has come (PyTorch's
-        # AccumulateGrad), so that DDP can start communicating while the walk goes on
-        hooked = {} if targets is not None else _hooked_leaf_edges(dependencies)
         while ready:
             node = ready.pop()
             output_grads = pending.pop(node, None)
@@ -184,16 +186,6 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
         _MODES.grad = previous_mode
 
 
-def _hooked_leaf_edges(dependencies: dict) -> dict:
-    """id(leaf) -> how many graph edges point into it, for the leaves with hooks."""
-    counts: dict = {}
-    for node in dependencies:
-        for parent in node._inputs:
-            if parent is not None and parent._ctx is None and parent._hooks:
-                counts[id(parent)] = counts.get(id(parent), 0) + 1
-    return counts
-
-
 def _deliver(tensor: Tensor, gradient, captured, create_graph: bool) -> None:
     """A target's gradient: into ``captured`` (grad) or its ``.grad`` (backward)."""
     if captured is not None:
@@ -210,9 +202,11 @@ def _add_pending(pending: dict, tensor: Tensor, gradient) -> None:
     slots[tensor._output_index] = gradient if previous is None else previous + gradient
 
 
-def _count_dependencies(roots: list) -> dict:
-    """How many graph edges point into each node (so a node runs once all its grads arrived)."""
+def _count_dependencies(roots: list) -> tuple:
+    """How many graph edges point into each node (so a node runs once all its grads arrived),
+    and into each leaf that has hooks (id -> count: its hooks run when the last has arrived)."""
     counts = {root: 0 for root in roots}
+    hooked: dict = {}
     stack = list(roots)
     seen = set(roots)
     while stack:
@@ -220,14 +214,18 @@ def _count_dependencies(roots: list) -> dict:
         if node._released:  # its inputs are gone too: say why before anything runs
             _raise_freed(node)
         for parent in node._inputs:
-            if parent is None or parent._ctx is None:
+            if parent is None:
                 continue
             child = parent._ctx
+            if child is None:
+                if parent._hooks:
+                    hooked[id(parent)] = hooked.get(id(parent), 0) + 1
+                continue
             counts[child] = counts.get(child, 0) + 1
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
-    return counts
+    return counts, hooked
 
 
 def _nodes_leading_to(roots: list, target_keys: set) -> set:
