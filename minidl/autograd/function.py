@@ -27,16 +27,24 @@ class FunctionCtx:
         self._saved: tuple = ()
         self._trace: list[str] | None = None
 
-    def _record(self, inputs: tuple, options: dict, outputs: tuple, raw: tuple) -> None:
-        """Make this context a graph node (only then: an op that records nothing skips this)."""
+    def _record(self, inputs: tuple, options: dict, outputs: tuple, raw: tuple) -> list:
+        """Make this context a graph node (only then: an op that records nothing skips this) and
+        return its outputs as Tensors that point back to it."""
         self._inputs = inputs  # a Tensor per positional argument, None for a constant
         self._options = options
-        self._output_meta = tuple([(o.shape, o.dtype) for o in outputs])
         self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
         self._modified_outputs: dict | None = None  # output index -> version, outputs written since
         self._released = False
         # what forward returned (by identity) and the write clock, when it saved something
         self._raw_outputs, self._clock = (raw, WRITE_CLOCK[0]) if self._saved else ((), 0)
+        results, output_meta = [], []
+        for index, array in enumerate(outputs):  # a loop, not comprehensions: this runs per op
+            result = Tensor._wrap(array, array.dtype.kind in "fc")
+            result._ctx, result._output_index = self, index
+            results.append(result)
+            output_meta.append((array.shape, array.dtype))
+        self._output_meta = tuple(output_meta)
+        return results
 
     def save_for_backward(self, *arrays) -> None:
         self._saved = arrays
@@ -159,8 +167,12 @@ class Function:
     @classmethod
     def _apply_recording(cls, args, arrays, kwargs, xp, modes):
         """``apply`` when the op becomes a graph node, is traced or is checked for anomalies."""
-        needs_grad = tuple([isinstance(arg, Tensor) and arg._requires_grad for arg in args])
-        record = modes.grad and True in needs_grad
+        inputs, needs_grad = [], []
+        for arg in args:  # a loop, not comprehensions: this runs per op
+            tensor = arg if isinstance(arg, Tensor) else None
+            inputs.append(tensor)
+            needs_grad.append(tensor is not None and tensor._requires_grad)
+        inputs, needs_grad = tuple(inputs), tuple(needs_grad)
         ctx = FunctionCtx(cls, xp, needs_grad)
         raw = cls.forward(ctx, *arrays, **kwargs)
         several = type(raw) is tuple
@@ -168,12 +180,10 @@ class Function:
         if modes.anomaly:
             ctx._trace = traceback.format_stack()[:-1]
             check_finite(ctx, outputs, "forward output")
-        results = [Tensor._wrap(o, record and o.dtype.kind in "fc") for o in outputs]
-        if record:
-            ctx._record(tuple([arg if isinstance(arg, Tensor) else None for arg in args]), kwargs,
-                        outputs, raw if several else (raw,))
-            for index, result in enumerate(results):
-                result._ctx, result._output_index = ctx, index
+        if modes.grad and True in needs_grad:
+            results = ctx._record(inputs, kwargs, outputs, raw if several else (raw,))
+        else:
+            results = [Tensor._wrap(o, False) for o in outputs]
         if modes.tracer is not None:
             modes.tracer(cls, args, kwargs, tuple(results))
         return tuple(results) if several else results[0]
