@@ -207,18 +207,15 @@ class SoftmaxCrossEntropy(FusedFunction):
     def composed(state, xp, rows, *, target, weight, ignore_index, label_smoothing, reduction):
         array = backend.get_array_module(target)
         classes = rows.shape[1]
-        peak = rows._data.max(axis=1, keepdims=True)  # a constant shift: log p does not depend on it
-        shifted = rows - peak
-        log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))  # (M, C)
+        log_probs = log_softmax(rows, 1)  # (M, C)
         valid = (target != ignore_index)[:, None]  # (M, 1)
         hot = array.where(valid[:, 0], target, 0)[:, None] == array.arange(classes)  # (M, C)
         coefficient = valid * state.weight * ((1 - label_smoothing) * hot
                                               + label_smoothing / classes)
-        loss = -xp.sum(log_probs * coefficient.astype(rows.dtype), axis=1)  # (M,)
-        if reduction == "none":
-            return loss
-        total = xp.sum(loss)
-        return total * state.inverse if reduction == "mean" else total
+        # the sign and 'mean''s divisor go into the constant, so the replay records three ops
+        scale = -state.inverse if reduction == "mean" else -1.0
+        weighted = log_probs * (coefficient * scale).astype(rows.dtype)  # (M, C)
+        return xp.sum(weighted, axis=1) if reduction == "none" else xp.sum(weighted)
 
     @staticmethod
     def forward(ctx, rows, *, target, weight, ignore_index, label_smoothing, reduction):
