@@ -272,3 +272,38 @@ def test_tracing_sees_every_op_with_or_without_grad_and_records_no_graph():
     assert seen[-1][2][0] is y and y.grad_fn is None
     x * 2  # outside the context nothing is traced
     assert len(seen) == 2
+
+
+class _ScaleRecordingWants(Function):
+    """z = x * w, recording which input gradients each backward was asked for."""
+
+    asked: list = []
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    @staticmethod
+    def backward(ctx, gz):
+        x, w = ctx.saved_tensors
+        _ScaleRecordingWants.asked.append(tuple(ctx.needs_input_grad))
+        return (gz * w if ctx.needs_input_grad[0] else None,
+                gz * x if ctx.needs_input_grad[1] else None)
+
+
+def test_grad_towards_some_inputs_asks_no_backward_for_the_others():
+    """grad(y, [x]) computes no gradient for w (as PyTorch's engine); the node's own
+    needs_input_grad is back afterwards, so a later full backward asks for both."""
+    _ScaleRecordingWants.asked = []
+    x, w = minidl.tensor([1.0, 2.0], requires_grad=True), minidl.tensor([3.0, 4.0], requires_grad=True)
+    z = (_ScaleRecordingWants.apply(x, w) * 2).sum()
+    (gx,) = minidl.autograd.grad(z, [x], retain_graph=True)
+    np.testing.assert_array_equal(gx.numpy(), [6.0, 8.0])
+    assert _ScaleRecordingWants.asked == [(True, False)]
+    (gx, gw) = minidl.autograd.grad(z, [x, w], retain_graph=True, create_graph=True)
+    np.testing.assert_array_equal(gw.numpy(), [2.0, 4.0])
+    z.backward()
+    assert _ScaleRecordingWants.asked[1:] == [(True, True), (True, True)]
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0])
+    assert x.grad is not None and gx.requires_grad

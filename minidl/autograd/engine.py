@@ -156,9 +156,11 @@ def _walk(roots, seeds, retain_graph: bool, create_graph: bool, targets, capture
                         if (node, index) in target_keys:
                             _deliver(targets_by_key[(node, index)], gradient, captured, create_graph)
                 if needed is None or node in needed:
-                    input_grads = _run_node(node, output_grads, retain_graph, create_graph)
-                    for parent, gradient in zip(node._inputs, input_grads):
-                        if parent is None or gradient is None or not parent._requires_grad:
+                    wanted = None if needed is None else _wanted_inputs(node, target_keys, needed)
+                    input_grads = _run_node(node, output_grads, retain_graph, create_graph, wanted)
+                    for index, (parent, gradient) in enumerate(zip(node._inputs, input_grads)):
+                        if parent is None or gradient is None or not parent._requires_grad or (
+                                wanted is not None and not wanted[index]):
                             continue
                         _check_gradient(node, parent, gradient, create_graph)
                         if parent._ctx is None:
@@ -262,7 +264,27 @@ def _prepare_output_grads(node: FunctionCtx, output_grads: list, create_graph: b
                 watched.grad = gradient if create_graph else Tensor(gradient.copy())
 
 
-def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_graph: bool):
+def _wanted_inputs(node: FunctionCtx, target_keys: set, needed: set) -> tuple:
+    """``needs_input_grad`` for one run of ``node`` towards targets: an input is wanted only if
+    it is a target or its node leads to one (PyTorch's engine does the same), so that grad(y, [x])
+    computes no weight gradient it would throw away."""
+    return tuple([need and (_key(parent) in target_keys or parent._ctx in needed)
+                  for need, parent in zip(node.needs_input_grad, node._inputs)])
+
+
+def _run_node(node: FunctionCtx, output_grads: list, retain_graph: bool, create_graph: bool,
+              wanted: tuple | None = None):
+    """Run one node's backward (``wanted``: its ``needs_input_grad`` for this run, if narrower)."""
+    if wanted is None:
+        return _run_backward(node, output_grads, retain_graph, create_graph)
+    requested, node.needs_input_grad = node.needs_input_grad, wanted
+    try:
+        return _run_backward(node, output_grads, retain_graph, create_graph)
+    finally:
+        node.needs_input_grad = requested
+
+
+def _run_backward(node: FunctionCtx, output_grads: list, retain_graph: bool, create_graph: bool):
     if node._saved:
         check_saved_versions(node)
     if create_graph:
