@@ -156,8 +156,10 @@ class Function:
             _check_same_device(cls.__name__, [arg for arg in args if isinstance(arg, Tensor)])
             xp = backend.get_array_module(first._data)
         modes = _MODES
-        if modes.watched or (any_needs_grad and modes.grad):
+        if modes.watched:  # traced or checked for anomalies, recorded or not
             return cls._apply_recording(args, arrays, kwargs, xp, modes)
+        if any_needs_grad and modes.grad:
+            return cls._apply_recording(args, arrays, kwargs, xp, None)
         # the no-graph path (no_grad, inference, nothing requires grad): forward and wrap, no more
         raw = cls.forward(FunctionCtx(cls, xp, (False,) * len(args)), *arrays, **kwargs)
         if type(raw) is tuple:
@@ -165,8 +167,9 @@ class Function:
         return Tensor._wrap(_as_array(xp, raw), False)
 
     @classmethod
-    def _apply_recording(cls, args, arrays, kwargs, xp, modes):
-        """``apply`` when the op becomes a graph node, is traced or is checked for anomalies."""
+    def _apply_recording(cls, args, arrays, kwargs, xp, watched_modes):
+        """``apply`` when the op becomes a graph node (``watched_modes`` None: grad mode is on and
+        an input requires grad), or is traced or checked for anomalies (the thread's modes)."""
         inputs, needs_grad = [], []
         for arg in args:  # a loop, not comprehensions: this runs per op
             tensor = arg if isinstance(arg, Tensor) else None
@@ -177,15 +180,18 @@ class Function:
         raw = cls.forward(ctx, *arrays, **kwargs)
         several = type(raw) is tuple
         outputs = tuple([_as_array(xp, o) for o in raw]) if several else (_as_array(xp, raw),)
-        if modes.anomaly:
+        if watched_modes is None:
+            results = ctx._record(inputs, kwargs, outputs, raw if several else (raw,))
+            return tuple(results) if several else results[0]
+        if watched_modes.anomaly:
             ctx._trace = traceback.format_stack()[:-1]
             check_finite(ctx, outputs, "forward output")
-        if modes.grad and True in needs_grad:
+        if watched_modes.grad and True in needs_grad:
             results = ctx._record(inputs, kwargs, outputs, raw if several else (raw,))
         else:
             results = [Tensor._wrap(o, False) for o in outputs]
-        if modes.tracer is not None:
-            modes.tracer(cls, args, kwargs, tuple(results))
+        if watched_modes.tracer is not None:
+            watched_modes.tracer(cls, args, kwargs, tuple(results))
         return tuple(results) if several else results[0]
 
 

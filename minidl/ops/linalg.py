@@ -51,16 +51,17 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     """Matrix product with PyTorch's rules for 1-D, 2-D and batched operands."""
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul: both operands must be Tensors")
-    if input.ndim == 0 or other.ndim == 0:
+    a, b = input._data, other._data  # the arrays: this check runs on every product
+    if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both operands need at least 1 dim, got shapes "
-                           f"{tuple(input.shape)} and {tuple(other.shape)}")
-    if input.dtype != other.dtype:
+                           f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if a.dtype != b.dtype:
         raise RuntimeError(f"matmul: expected both operands to have the same dtype, got "
-                           f"{input.dtype} and {other.dtype}")
-    inner_a = input.shape[-1]
-    inner_b = other.shape[0] if other.ndim == 1 else other.shape[-2]
+                           f"{a.dtype} and {b.dtype}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if inner_a != inner_b:
-        raise RuntimeError(f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot be "
+        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
                            f"multiplied ({inner_a} != {inner_b})")
     return MatMul.apply(input, other)
 
