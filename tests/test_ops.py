@@ -107,3 +107,12 @@ def test_non_differentiable_ops_match_torch(name, seed, rows, cols):
 
 def test_every_public_op_is_tested():
     assert set(minidl.ops.__all__) == set(minidl.ops.DIFFERENTIABLE) | set(NON_DIFFERENTIABLE)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_leaky_relu_of_a_non_float_tensor_is_an_error_as_in_torch(dtype):
+    values = np.array([1, 0, 1]).astype(dtype)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.leaky_relu(torch.tensor(values), 0.1)
+    with pytest.raises(RuntimeError, match=f"leaky_relu: expected a floating-point tensor, got {dtype}"):
+        minidl.nn.LeakyReLU(0.1)(minidl.tensor(values))

@@ -180,17 +180,15 @@ class Function:
         raw = cls.forward(ctx, *arrays, **kwargs)
         several = type(raw) is tuple
         outputs = tuple([_as_array(xp, o) for o in raw]) if several else (_as_array(xp, raw),)
-        if watched_modes is None:
-            results = ctx._record(inputs, kwargs, outputs, raw if several else (raw,))
-            return tuple(results) if several else results[0]
-        if watched_modes.anomaly:
+        watched = watched_modes is not None
+        if watched and watched_modes.anomaly:
             ctx._trace = traceback.format_stack()[:-1]
             check_finite(ctx, outputs, "forward output")
-        if watched_modes.grad and True in needs_grad:
+        if not watched or (watched_modes.grad and True in needs_grad):
             results = ctx._record(inputs, kwargs, outputs, raw if several else (raw,))
         else:
             results = [Tensor._wrap(o, False) for o in outputs]
-        if watched_modes.tracer is not None:
+        if watched and watched_modes.tracer is not None:
             watched_modes.tracer(cls, args, kwargs, tuple(results))
         return tuple(results) if several else results[0]
 

@@ -284,6 +284,8 @@ def relu(input: Tensor) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    if input.dtype.kind not in "fc":  # PyTorch has no integer leaky_relu either
+        raise RuntimeError(f"leaky_relu: expected a floating-point tensor, got {input.dtype}")
     return LeakyReLU.apply(input, negative_slope)
 
 
