@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 
+_FORWARD_SECONDS = 0.2  # time for mpiexec to forward the message before the abort
 _previous_hook = None  # sys.excepthook before install(), put back by uninstall()
 
 
@@ -32,6 +34,9 @@ def abort_job(message: str, code: int = 1) -> None:
     sys.stderr.write(f"[rank {rank}] aborting the job (exit code {code})\n")
     sys.stderr.flush()
     if MPI is not None:
+        # mpiexec's proxy forwards this rank's stderr from a pipe; the abort tears the proxy down,
+        # and lines still in the pipe are lost (seen once on a loaded machine: an empty log)
+        time.sleep(_FORWARD_SECONDS)
         MPI.COMM_WORLD.Abort(code)
     os._exit(code)
 
