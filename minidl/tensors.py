@@ -234,6 +234,8 @@ class Tensor:
 
     def _watch(self) -> None:
         if self._ctx is not None:
+            if self._ctx._watched is None:
+                self._ctx._watched = {}
             self._ctx._watched[self._output_index] = self
 
     # ----- in-place (no graph; for initialisation and optimizers) ------------------------------

@@ -256,7 +256,7 @@ def _prepare_output_grads(node: FunctionCtx, output_grads: list, create_graph: b
         if output_grads[index] is None:
             zeros = node.xp.zeros(shape, dtype=dtype)
             output_grads[index] = Tensor(zeros) if create_graph else zeros
-        watched = node._watched.get(index)
+        watched = node._watched.get(index) if node._watched is not None else None
         if watched is not None:
             output_grads[index] = _run_hooks(watched, output_grads[index], create_graph)
             if watched._retains_grad:

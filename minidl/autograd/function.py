@@ -32,7 +32,7 @@ class FunctionCtx:
         return its outputs as Tensors that point back to it."""
         self._inputs = inputs  # a Tensor per positional argument, None for a constant
         self._options = options
-        self._watched: dict = {}  # output index -> Tensor with hooks or retain_grad
+        self._watched: dict | None = None  # output index -> Tensor with hooks or retain_grad
         self._modified_outputs: dict | None = None  # output index -> version, outputs written since
         self._released = False
         # what forward returned (by identity) and the write clock, when it saved something
