@@ -37,6 +37,16 @@ def _normal(shape, dtype=np.float32):
 
 # Each case: name -> (module, shape text, setup). setup() returns a zero-argument callable that
 # runs the public dispatcher once on inputs made outside the call (in-place kernels get buffers).
+def _relu(backward: bool):
+    from minidl.kernels import activations
+
+    x, gy = _normal((64, 32, 28, 28)), _normal((64, 32, 28, 28))  # the CNN's first activation
+    if backward:
+        y = activations.relu_forward(x)
+        return lambda: activations.relu_backward(gy, y)
+    return lambda: activations.relu_forward(x)
+
+
 def _gelu(backward: bool, approximate: str):
     from minidl.kernels import activations
 
@@ -44,6 +54,13 @@ def _gelu(backward: bool, approximate: str):
     if backward:
         return lambda: activations.gelu_backward(gy, x, approximate)
     return lambda: activations.gelu_forward(x, approximate)
+
+
+def _relu_product():
+    """ReLU's previous backward: the product gy * (y > 0) (NaN where gy is infinite and y <= 0)."""
+    x, gy = _normal((64, 32, 28, 28)), _normal((64, 32, 28, 28))
+    y = np.maximum(x, 0)
+    return lambda: gy * (y > 0)
 
 
 def _gelu_array_code(backward: bool):
@@ -184,6 +201,8 @@ def _adam():
 
 
 CASES = {
+    "relu_fwd": ("activations", "(64, 32, 28, 28)", lambda: _relu(False)),
+    "relu_bwd": ("activations", "(64, 32, 28, 28)", lambda: _relu(True)),
     "gelu_fwd": ("activations", "(2048, 512) erf", lambda: _gelu(False, "none")),
     "gelu_bwd": ("activations", "(2048, 512) erf", lambda: _gelu(True, "none")),
     "gelu_tanh_fwd": ("activations", "(2048, 512) tanh", lambda: _gelu(False, "tanh")),
@@ -209,10 +228,12 @@ CASES = {
 }
 # rows whose "reference" is not the kernel's reference mode but the array code an op used before
 BASELINES = {
+    "relu_bwd (vs the product gy * (y > 0))": ("relu_bwd", _relu_product),
     "gelu_fwd (vs array code + erf kernel)": ("gelu_fwd", lambda: _gelu_array_code(False)),
     "gelu_bwd (vs array code + erf kernel)": ("gelu_bwd", lambda: _gelu_array_code(True)),
 }
 NOTES = {
+    "relu_bwd": "reference = where(y <= 0, 0, gy), PyTorch's select",
     "im2col": "CPU runs the reference (cpu=None): see Removed",
     "avg_pool_fwd": "CPU runs the reference (cpu=None): see Removed",
     "avg_pool_bwd": "CPU runs the reference (cpu=None): see Removed",

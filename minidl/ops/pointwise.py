@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from minidl.autograd import Function
-from minidl.kernels.activations import gelu_backward, gelu_forward
+from minidl.kernels.activations import gelu_backward, gelu_forward, relu_backward, relu_forward
 from minidl.tensors import Tensor
 
 
@@ -109,18 +109,22 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0);  gx = gy where y > 0, else 0 (y > 0 exactly where x > 0)."""
+    """y = max(x, 0);  gx = gy where y > 0, else 0 (y > 0 exactly where x > 0).
+
+    One kernel each way (minidl.kernels.activations). Under ``create_graph`` the backward is a
+    product with the constant mask (y > 0), linear in gy and so differentiable again.
+    """
 
     @staticmethod
     def forward(ctx, x):
-        y = ctx.xp.maximum(x, 0)
+        y = relu_forward(x)
         ctx.save_for_backward(y)  # the output, as PyTorch: no mask pass in the forward
         return y
 
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        return gy * (y > 0)
+        return gy * (y > 0) if isinstance(gy, Tensor) else relu_backward(gy, y)
 
 
 class LeakyReLU(Function):
